@@ -1,0 +1,1 @@
+"""deltaboard's edge: the FastAPI service and the `deltaboard` command."""
