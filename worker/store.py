@@ -1,0 +1,168 @@
+"""Where a run lives in Redis: the one definition of the key layout, the event encoding and the
+atomic writes, shared by the API (`app/`, through redis.asyncio) and the worker (`worker/jobs.py`).
+
+Keys (all under `deltaboard:`):
+    run:{id}            hash   status, spec (JSON), created_at, started_at, finished_at, progress (JSON),
+                               metrics (JSON), error (JSON or ""), client, job_id, last_seq
+    run:{id}:events     stream one entry per event; ID "{seq}-0", field "e" = the event's JSON without seq
+    run:{id}:control    list   JSON commands for the worker: {"op": pause|resume|step|cancel, "steps"?}
+    run:{id}:lease      string the worker's heartbeat; expires LEASE_SECONDS after the last beat
+    run:{id}:model      string the trained weights as .npz bytes
+    runs                zset   run ids scored by created_at (ms), for newest-first listing
+    dataset:{id}        hash   an uploaded CSV: name, info (JSON), X/y (.npz bytes), created_at, client
+    datasets            zset   dataset ids by created_at
+
+Sequence numbers come from HINCRBY on the run's `last_seq` inside a Lua script that also XADDs, so
+writers in different processes (API and worker) never leave a gap or a duplicate, and nothing is
+appended after a terminal status.
+"""
+
+import json
+import time
+from typing import Any
+
+PREFIX = "deltaboard:"
+RUNS = PREFIX + "runs"
+DATASETS = PREFIX + "datasets"
+LEASE_SECONDS = 30
+TERMINAL = ("finished", "failed", "canceled")
+ACTIVE = ("queued", "running", "paused")
+
+
+def run_key(run_id: str) -> str:
+    return f"{PREFIX}run:{run_id}"
+
+
+def events_key(run_id: str) -> str:
+    return f"{PREFIX}run:{run_id}:events"
+
+
+def control_key(run_id: str) -> str:
+    return f"{PREFIX}run:{run_id}:control"
+
+
+def lease_key(run_id: str) -> str:
+    return f"{PREFIX}run:{run_id}:lease"
+
+
+def model_key(run_id: str) -> str:
+    return f"{PREFIX}run:{run_id}:model"
+
+
+def dataset_key(dataset_id: str) -> str:
+    return f"{PREFIX}dataset:{dataset_id}"
+
+
+def run_keys(run_id: str) -> list[str]:
+    """Every key a run owns (for DELETE)."""
+    return [run_key(run_id), events_key(run_id), control_key(run_id), lease_key(run_id), model_key(run_id)]
+
+
+# --- events -------------------------------------------------------------------------------------
+
+
+def encode_event(event: dict[str, Any]) -> str:
+    """An event (type, run_id, time, payload; no seq) as compact JSON; NaN/inf are refused."""
+    return json.dumps(event, separators=(",", ":"), allow_nan=False)
+
+
+def entry_id(seq: int) -> str:
+    return f"{seq}-0"
+
+
+def decode_entry(entry_id_: bytes | str, fields: dict) -> tuple[int, str]:
+    """A stream entry as (seq, the event's full JSON text with seq first)."""
+    if isinstance(entry_id_, bytes):
+        entry_id_ = entry_id_.decode()
+    seq = int(entry_id_.split("-", 1)[0])
+    body = fields.get(b"e", fields.get("e"))
+    if isinstance(body, bytes):
+        body = body.decode()
+    return seq, f'{{"seq":{seq},{body[1:]}' if body != "{}" else f'{{"seq":{seq}}}'
+
+
+def new_event(run_id: str, type_: str, **payload: Any) -> dict[str, Any]:
+    return {"type": type_, "run_id": run_id, "time": time.time(), **payload}
+
+
+# KEYS: run hash, events stream. ARGV: event JSON. Returns the new seq, or 0 if the run is gone or ended.
+APPEND_LUA = """
+local st = redis.call('HGET', KEYS[1], 'status')
+if (not st) or st == 'finished' or st == 'failed' or st == 'canceled' then return 0 end
+local seq = redis.call('HINCRBY', KEYS[1], 'last_seq', 1)
+redis.call('XADD', KEYS[2], seq .. '-0', 'e', ARGV[1])
+return seq
+"""
+
+# KEYS: run hash, events stream. ARGV: allowed current statuses (comma-separated), new status,
+# status event JSON, then field/value pairs to set on the run hash.
+# Returns {seq, previous status} on success, {0, current status or ''} when refused.
+TRANSITION_LUA = """
+local st = redis.call('HGET', KEYS[1], 'status')
+if not st then return {0, ''} end
+local allowed = false
+for s in string.gmatch(ARGV[1], '[^,]+') do if s == st then allowed = true end end
+if not allowed then return {0, st} end
+redis.call('HSET', KEYS[1], 'status', ARGV[2])
+for i = 4, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+local seq = redis.call('HINCRBY', KEYS[1], 'last_seq', 1)
+redis.call('XADD', KEYS[2], seq .. '-0', 'e', ARGV[3])
+return {seq, st}
+"""
+
+
+def transition_args(
+    run_id: str, to: str, from_: tuple[str, ...], error: dict | None = None, **fields: Any
+) -> tuple[list[str], list[str]]:
+    """KEYS and ARGV for TRANSITION_LUA: move run_id to status `to` if it is in `from_`, with its event."""
+    now = time.time()
+    payload: dict[str, Any] = {"status": to}
+    if error is not None:
+        payload["error"] = error
+    event = encode_event(new_event(run_id, "status", **payload))
+    if to == "running":
+        fields.setdefault("started_at", now)
+    if to in TERMINAL:
+        fields.setdefault("finished_at", now)
+    fields["error"] = "" if error is None else json.dumps(error)
+    argv = [",".join(from_), to, event]
+    for name, value in fields.items():
+        argv += [name, value if isinstance(value, str) else json.dumps(value)]
+    return [run_key(run_id), events_key(run_id)], argv
+
+
+# --- the run record -----------------------------------------------------------------------------
+
+JSON_FIELDS = ("spec", "progress", "metrics", "error")
+TIME_FIELDS = ("created_at", "started_at", "finished_at")
+
+
+def decode_run(run_id: str, raw: dict) -> dict[str, Any]:
+    """The run hash (bytes or str keys) as the public run object of contract §4 (without queue_position)."""
+    h = {
+        (k.decode() if isinstance(k, bytes) else k): (v.decode() if isinstance(v, bytes) else v)
+        for k, v in raw.items()
+    }
+    run: dict[str, Any] = {"id": run_id, "status": h.get("status")}
+    for name in JSON_FIELDS:
+        run[name] = json.loads(h[name]) if h.get(name) else None
+    for name in TIME_FIELDS:
+        run[name] = float(h[name]) if h.get(name) else None
+    run["last_seq"] = int(h.get("last_seq", 0))
+    return run
+
+
+def new_run_fields(spec_json: str, progress: dict, client: str, created_at: float) -> dict[str, str]:
+    """The hash fields of a freshly queued run (status set by the first transition, see app)."""
+    return {
+        "status": "queued",
+        "spec": spec_json,
+        "created_at": repr(created_at),
+        "progress": json.dumps(progress),
+        "metrics": json.dumps(
+            {"train_loss": None, "test_loss": None, "train_accuracy": None, "test_accuracy": None}
+        ),
+        "error": "",
+        "client": client,
+        "last_seq": "0",
+    }
