@@ -6,9 +6,12 @@ regression targets are (n, target_dim) floats. `encode_targets` turns them into 
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
+
+if TYPE_CHECKING:  # spec.py imports this module
+    from .spec import DatasetSpec
 
 Task = Literal["classification", "regression"]
 
@@ -147,3 +150,26 @@ def encode_targets(y: np.ndarray, info: DatasetInfo, loss: str, dtype) -> np.nda
     if info.task == "classification":
         return y.astype(dtype)[:, None]
     return y.astype(dtype)
+
+
+def make_dataset(
+    spec: "DatasetSpec", uploaded: tuple[np.ndarray, np.ndarray, DatasetInfo] | None = None
+) -> Dataset:
+    """The Dataset a spec's `dataset` section (a DatasetSpec) names.
+
+    Built-in names are generated from (samples, noise, seed). An `upload:<id>` dataset needs its parsed
+    arrays `uploaded = (X, y, info)` (from csvdata.parse_csv); `samples` and `noise` do not apply to it,
+    it is only split by `test_fraction` with rows shuffled by `seed`.
+    """
+    if spec.name in BUILTIN:
+        return make_builtin(spec.name, spec.samples, spec.noise, spec.test_fraction, spec.seed)
+    if uploaded is None:
+        raise ValueError(
+            f"dataset {spec.name!r} is not built in: an uploaded dataset needs its data "
+            f"(built-in datasets are {', '.join(BUILTIN)})"
+        )
+    X, y, info = uploaded
+    if len(X) != len(y):
+        raise ValueError(f"uploaded X has {len(X)} rows but y has {len(y)}")
+    rng = np.random.default_rng(spec.seed)
+    return Dataset(info, *split(np.asarray(X, np.float64), np.asarray(y), spec.test_fraction, rng))

@@ -139,6 +139,12 @@ class NetworkSpec(Strict):
             raise _rule_error(
                 [("loss",)], "dataset '{d}' is a regression dataset: use loss 'mse'", {"d": info.name}
             )
+        if info.task == "classification" and (info.n_classes or 0) > 2 and self.loss != "cross_entropy":
+            raise _rule_error(
+                [("loss",)],
+                "dataset '{d}' has {k} classes: use loss 'cross_entropy' with a softmax output layer",
+                {"d": info.name, "k": info.n_classes},
+            )
         if self.layers[last].units != need:
             raise _rule_error(
                 [("layers", last, "units")],
