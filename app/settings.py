@@ -8,6 +8,8 @@ from pathlib import Path
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from worker.store import LEASE_SECONDS
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -24,6 +26,8 @@ class Settings(BaseSettings):
     frontend_dir: Path = REPO_ROOT / "frontend"
     job_timeout_min: int = 600  # seconds; a run's RQ job timeout grows with its work from here
     reaper_interval: float = 10.0  # seconds between scans for runs whose worker died
+    lease_seconds: float = LEASE_SECONDS  # a running job renews its run's lease; expired = the worker died
+    worker_ttl: int = 60  # seconds an idle RQ worker stays registered without a heartbeat
 
 
 @lru_cache

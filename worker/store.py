@@ -9,21 +9,30 @@ Keys (all under `deltaboard:`):
     run:{id}:lease      string the worker's heartbeat; expires LEASE_SECONDS after the last beat
     run:{id}:model      string the trained weights as .npz bytes
     runs                zset   run ids scored by created_at (ms), for newest-first listing
-    dataset:{id}        hash   an uploaded CSV: name, info (JSON), X/y (.npz bytes), created_at, client
+    dataset:{id}        hash   an uploaded CSV: name, info (JSON), arrays (.npz bytes of X and y), rows,
+                               created_at, client
     datasets            zset   dataset ids by created_at
+    claimed             set    run ids a worker has picked up and not yet ended (what the reaper checks)
+    client:{c}:runs     set    a client's unfinished run ids (for the per-client queue limit)
 
 Sequence numbers come from HINCRBY on the run's `last_seq` inside a Lua script that also XADDs, so
 writers in different processes (API and worker) never leave a gap or a duplicate, and nothing is
-appended after a terminal status.
+appended after a terminal status. A new run's hash and its first event (`queued`) are written by one
+script (CREATE_RUN_LUA) that also enforces the per-client limit; every later write to the hash goes
+through a script that refuses a deleted or ended run, so a worker never resurrects a deleted run.
 """
 
+import io
 import json
 import time
 from typing import Any
 
+import numpy as np
+
 PREFIX = "deltaboard:"
 RUNS = PREFIX + "runs"
 DATASETS = PREFIX + "datasets"
+CLAIMED = PREFIX + "claimed"
 LEASE_SECONDS = 30
 TERMINAL = ("finished", "failed", "canceled")
 ACTIVE = ("queued", "running", "paused")
@@ -51,6 +60,10 @@ def model_key(run_id: str) -> str:
 
 def dataset_key(dataset_id: str) -> str:
     return f"{PREFIX}dataset:{dataset_id}"
+
+
+def client_key(client: str) -> str:
+    return f"{PREFIX}client:{client}:runs"
 
 
 def run_keys(run_id: str) -> list[str]:
@@ -85,13 +98,42 @@ def new_event(run_id: str, type_: str, **payload: Any) -> dict[str, Any]:
     return {"type": type_, "run_id": run_id, "time": time.time(), **payload}
 
 
-# KEYS: run hash, events stream. ARGV: event JSON. Returns the new seq, or 0 if the run is gone or ended.
+# KEYS: run hash, events stream. ARGV: event JSON, then optional field/value pairs to set on the run hash.
+# Returns the new seq, or 0 if the run is gone or ended (nothing written).
 APPEND_LUA = """
 local st = redis.call('HGET', KEYS[1], 'status')
 if (not st) or st == 'finished' or st == 'failed' or st == 'canceled' then return 0 end
+for i = 2, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
 local seq = redis.call('HINCRBY', KEYS[1], 'last_seq', 1)
 redis.call('XADD', KEYS[2], seq .. '-0', 'e', ARGV[1])
 return seq
+"""
+
+# KEYS: run hash, model key. ARGV: .npz bytes. Stores the model only while the run exists: 1 or 0.
+SAVE_MODEL_LUA = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('SET', KEYS[2], ARGV[1])
+return 1
+"""
+
+# KEYS: run hash, events stream, runs zset, client set. ARGV: run id, zset score, the client's limit of
+# unfinished runs, the `queued` event JSON, the run-key prefix, then the hash's field/value pairs.
+# Drops the client's ended or deleted runs from its set, then refuses ({0, n}) when n >= limit remain;
+# otherwise writes the hash, the first event (seq 1), the listing and client entries: {1, n + 1}.
+CREATE_RUN_LUA = """
+local n = 0
+for _, id in ipairs(redis.call('SMEMBERS', KEYS[4])) do
+  local st = redis.call('HGET', ARGV[5] .. id, 'status')
+  if st == 'queued' or st == 'running' or st == 'paused' then n = n + 1
+  else redis.call('SREM', KEYS[4], id) end
+end
+if n >= tonumber(ARGV[3]) then return {0, n} end
+for i = 6, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+redis.call('HSET', KEYS[1], 'last_seq', 1)
+redis.call('XADD', KEYS[2], '1-0', 'e', ARGV[4])
+redis.call('ZADD', KEYS[3], ARGV[2], ARGV[1])
+redis.call('SADD', KEYS[4], ARGV[1])
+return {1, n + 1}
 """
 
 # KEYS: run hash, events stream. ARGV: allowed current statuses (comma-separated), new status,
@@ -109,6 +151,16 @@ local seq = redis.call('HINCRBY', KEYS[1], 'last_seq', 1)
 redis.call('XADD', KEYS[2], seq .. '-0', 'e', ARGV[3])
 return {seq, st}
 """
+
+
+# KEYS: run hash, events stream, lease. ARGV: as TRANSITION_LUA. The transition happens only when the
+# lease has expired (the worker stopped beating); otherwise {0, 'leased'}.
+REAP_LUA = (
+    """
+if redis.call('EXISTS', KEYS[3]) == 1 then return {0, 'leased'} end
+"""
+    + TRANSITION_LUA
+)
 
 
 def transition_args(
@@ -165,4 +217,53 @@ def new_run_fields(spec_json: str, progress: dict, client: str, created_at: floa
         "error": "",
         "client": client,
         "last_seq": "0",
+    }
+
+
+def create_run_args(
+    run_id: str, spec_json: str, progress: dict, client: str, created_at: float, limit: int
+) -> tuple[list[str], list[str]]:
+    """KEYS and ARGV for CREATE_RUN_LUA: a queued run and its `queued` event, if `client` is under `limit`."""
+    fields = new_run_fields(spec_json, progress, client, created_at)
+    fields["job_id"] = run_id
+    event = encode_event({"type": "status", "run_id": run_id, "time": created_at, "status": "queued"})
+    argv = [run_id, repr(created_at * 1000), str(limit), event, run_key("")]
+    for name, value in fields.items():
+        if name != "last_seq":
+            argv += [name, value]
+    return [run_key(run_id), events_key(run_id), RUNS, client_key(client)], argv
+
+
+# --- arrays (uploaded datasets, models) ---------------------------------------------------------
+
+
+def npz_bytes(**arrays: np.ndarray) -> bytes:
+    """Arrays as the bytes of an uncompressed .npz file (no pickled objects)."""
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    return buffer.getvalue()
+
+
+def load_npz(data: bytes) -> dict[str, np.ndarray]:
+    """The arrays of .npz bytes; object arrays are refused (allow_pickle=False)."""
+    with np.load(io.BytesIO(data), allow_pickle=False) as npz:
+        return {name: npz[name] for name in npz.files}
+
+
+def model_npz(weights: list[np.ndarray], biases: list[np.ndarray]) -> bytes:
+    """A network's weights as .npz bytes with W1..WL and b1..bL (1-based, as in the derivation)."""
+    arrays = {f"W{k}": W for k, W in enumerate(weights, start=1)}
+    arrays.update({f"b{k}": b for k, b in enumerate(biases, start=1)})
+    return npz_bytes(**arrays)
+
+
+def dataset_fields(name: str, info: dict, X: np.ndarray, y: np.ndarray, client: str, created_at: float):
+    """The hash fields of an uploaded dataset (info: the DatasetInfo as a dict)."""
+    return {
+        "name": name,
+        "info": json.dumps(info),
+        "arrays": npz_bytes(X=X, y=y),
+        "rows": str(len(X)),
+        "created_at": repr(created_at),
+        "client": client,
     }

@@ -22,9 +22,25 @@ class Activation:
 
 
 def _sigmoid(z: np.ndarray) -> np.ndarray:
-    # Written via tanh so large |z| neither overflows exp nor loses the dtype.
+    # Written via tanh so large |z| neither overflows exp nor loses the dtype; in place on one new array.
     half = z.dtype.type(0.5)
-    return half * (np.tanh(half * z) + 1)
+    a = np.multiply(z, half)
+    np.tanh(a, out=a)
+    a += 1
+    a *= half
+    return a
+
+
+def _sigmoid_prime(z: np.ndarray, a: np.ndarray) -> np.ndarray:
+    s = 1 - a
+    s *= a
+    return s
+
+
+def _tanh_prime(z: np.ndarray, a: np.ndarray) -> np.ndarray:
+    s = a * a
+    np.subtract(1, s, out=s)
+    return s
 
 
 def _softmax(z: np.ndarray) -> np.ndarray:
@@ -46,9 +62,9 @@ def _leaky_relu_prime(z: np.ndarray, a: np.ndarray) -> np.ndarray:
 
 ACTIVATIONS: dict[str, Activation] = {
     "linear": Activation(lambda z: z, lambda z, a: np.ones_like(z)),
-    "sigmoid": Activation(_sigmoid, lambda z, a: a * (1 - a)),
-    "tanh": Activation(np.tanh, lambda z, a: 1 - a * a),
+    "sigmoid": Activation(_sigmoid, _sigmoid_prime),
+    "tanh": Activation(np.tanh, _tanh_prime),
     "relu": Activation(lambda z: np.maximum(z, 0), _relu_prime),
     "leaky_relu": Activation(_leaky_relu, _leaky_relu_prime),
-    "softmax": Activation(_softmax, lambda z, a: a * (1 - a)),
+    "softmax": Activation(_softmax, _sigmoid_prime),  # the Jacobian's diagonal a(1-a)
 }

@@ -21,7 +21,7 @@ class Loss:
 
 def _clip(a: np.ndarray) -> np.ndarray:
     eps = np.finfo(a.dtype).eps
-    return np.clip(a, eps, 1 - eps)
+    return np.minimum(np.maximum(a, eps), 1 - eps)  # as np.clip, without its Python-level overhead
 
 
 def _mse_value(a: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -35,7 +35,13 @@ def _mse_delta(a, y, activation, fprime):
 
 def _bce_value(a: np.ndarray, y: np.ndarray) -> np.ndarray:
     p = _clip(a)
-    return -(y * np.log(p) + (1 - y) * np.log1p(-p)).sum(axis=1)
+    log_p = np.log(p)
+    log_p *= y
+    np.negative(p, out=p)
+    np.log1p(p, out=p)  # log(1 - a)
+    p *= 1 - y
+    p += log_p
+    return -p.sum(axis=1)
 
 
 def _bce_delta(a, y, activation, fprime):
