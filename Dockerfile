@@ -37,5 +37,5 @@ WORKDIR /app
 USER 10001:10001
 EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
-    CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/api/health', timeout=4)"]
+    CMD ["python", "-c", "import os, urllib.request as u; t = os.environ.get('DELTABOARD_API_TOKEN'); u.urlopen(u.Request('http://127.0.0.1:8000/api/health', headers={'Authorization': 'Bearer ' + t} if t else {}), timeout=4)"]
 CMD ["deltaboard", "serve", "--host", "0.0.0.0", "--port", "8000"]

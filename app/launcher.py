@@ -205,8 +205,10 @@ def _redis_ping(url: str) -> bool:
 
 
 def _http_ok(url: str) -> bool:
+    token = os.environ.get("DELTABOARD_API_TOKEN")  # with a token set, /api/health needs it too
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"} if token else {})
     try:
-        with urllib.request.urlopen(url, timeout=2) as response:
+        with urllib.request.urlopen(request, timeout=2) as response:
             return response.status == 200
     except OSError:
         return False

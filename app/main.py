@@ -31,9 +31,16 @@ Create a run from a spec (`POST /api/runs`), follow its events over `WS /api/run
 def redis_clients(settings: Settings) -> tuple[redis.asyncio.Redis, redis.Redis]:
     """(async, sync) clients that fail fast when Redis is down (few short retries) and reconnect later."""
     backoff = ExponentialBackoff(cap=0.2, base=0.02)
-    r = redis.asyncio.Redis.from_url(
-        settings.redis_url, decode_responses=False, socket_connect_timeout=3, retry=AsyncRetry(backoff, 2)
+    # Each watched run holds one connection in a blocking XREAD, so the pool is large and waits
+    # (instead of failing) when it is exhausted.
+    pool = redis.asyncio.BlockingConnectionPool.from_url(
+        settings.redis_url,
+        max_connections=settings.redis_max_connections,
+        timeout=10,
+        socket_connect_timeout=3,
+        retry=AsyncRetry(backoff, 2),
     )
+    r = redis.asyncio.Redis(connection_pool=pool, decode_responses=False)
     r_sync = redis.Redis.from_url(
         settings.redis_url, socket_connect_timeout=3, socket_timeout=10, retry=Retry(backoff, 2)
     )

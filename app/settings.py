@@ -23,6 +23,7 @@ class Settings(BaseSettings):
     cors_origins: list[str] = []  # CORS off unless set
     max_body_bytes: int = 1_048_576  # request bodies above this are refused with 413 (uploads: LIMITS)
     ws_client_buffer: int = 1000  # events a slow websocket client may fall behind before it is closed
+    redis_max_connections: int = 1000  # per API process; one per watched run plus REST calls
     frontend_dir: Path = REPO_ROOT / "frontend"
     job_timeout_min: int = 600  # seconds; a run's RQ job timeout grows with its work from here
     reaper_interval: float = 10.0  # seconds between scans for runs whose worker died

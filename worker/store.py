@@ -24,6 +24,7 @@ through a script that refuses a deleted or ended run, so a worker never resurrec
 
 import io
 import json
+import re
 import time
 from typing import Any
 
@@ -36,6 +37,7 @@ CLAIMED = PREFIX + "claimed"
 LEASE_SECONDS = 30
 TERMINAL = ("finished", "failed", "canceled")
 ACTIVE = ("queued", "running", "paused")
+ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")  # run and dataset ids: server-made, never a key fragment
 
 
 def run_key(run_id: str) -> str:

@@ -9,7 +9,6 @@ Redis under a server-generated id; a spec uses it as `{"name": "upload:<id>"}`. 
 import asyncio
 import dataclasses
 import json
-import re
 import secrets
 import time
 from typing import Annotated, Any, Literal
@@ -29,7 +28,6 @@ from worker.nn.spec import DatasetSpec
 
 router = APIRouter(prefix="/api/datasets", tags=["datasets"])
 
-DATASET_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 MAX_LISTED = 500
 READ_CHUNK = 1 << 16
 
@@ -135,7 +133,7 @@ async def upload_dataset(
 @router.delete("/{dataset_id}", status_code=204, responses={404: {"description": "Dataset not found"}})
 async def delete_dataset(dataset_id: str, r: RedisDep) -> Response:
     """Remove an uploaded dataset (runs already queued with it then fail with error type `dataset`)."""
-    if not DATASET_ID.match(dataset_id) or not await r.exists(store.dataset_key(dataset_id)):
+    if not store.ID.match(dataset_id) or not await r.exists(store.dataset_key(dataset_id)):
         raise NotFound("Dataset not found")
     async with r.pipeline(transaction=True) as pipe:
         pipe.delete(store.dataset_key(dataset_id))

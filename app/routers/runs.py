@@ -1,6 +1,5 @@
 """`/api/runs`: create, list, read, control, delete runs; their events, model and predictions."""
 
-import re
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Response
@@ -8,10 +7,10 @@ from fastapi import APIRouter, Depends, Query, Response
 from app.deps import ClientDep, RunsDep
 from app.errors import run_not_found
 from app.schemas import PredictRequest, PredictResponse, RunCreate, RunList, RunPublic, Status, StepRequest
+from worker import store
 
 router = APIRouter(prefix="/api/runs", tags=["runs"])
 
-RUN_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 DETAIL = {"application/json": {"schema": {"type": "object", "properties": {"detail": {"type": "string"}}}}}
 NOT_FOUND = {404: {"description": "Run not found", "content": DETAIL}}
 CONFLICT = {409: {"description": "The run is in the wrong state for this control", "content": DETAIL}}
@@ -19,7 +18,7 @@ CONFLICT = {409: {"description": "The run is in the wrong state for this control
 
 def run_id_path(run_id: str) -> str:
     """A run id; anything that cannot be one is simply an unknown run (404)."""
-    if not RUN_ID.match(run_id):
+    if not store.ID.match(run_id):
         raise run_not_found()
     return run_id
 

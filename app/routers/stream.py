@@ -134,6 +134,9 @@ async def stream_run(
     if refused is not None:
         await _close(websocket, *refused)
         return
+    if not store.ID.match(run_id):
+        await _close(websocket, 4404, "Run not found")
+        return
     raw_after = websocket.query_params.get("after", "0")
     if not (raw_after.isascii() and raw_after.isdigit()):
         await _close(websocket, 1008, "after must be a non-negative integer (a seq)")
