@@ -33,7 +33,7 @@ from rq.worker_registration import WORKERS_BY_QUEUE_KEY
 from app.errors import Conflict, NotFound, TooManyRuns, run_not_found
 from app.settings import Settings
 from worker import store
-from worker.jobs import JOB_FUNC, job_timeout, make_queue
+from worker.jobs import JOB_FUNC, build_dataset, job_timeout, make_queue
 from worker.nn.datasets import BUILTIN, DatasetInfo
 from worker.nn.limits import LIMITS
 from worker.nn.network import Network
@@ -209,6 +209,33 @@ class RunService:
         start = f"({store.entry_id(after)}" if after > 0 else "-"
         entries = await self.r.xrange(store.events_key(run_id), min=start, max="+", count=limit)
         return [store.decode_entry(entry_id, fields)[1] for entry_id, fields in entries]
+
+    async def data(self, run_id: str, max_points: int) -> dict[str, Any]:
+        """The run's train and test points (at most max_points in all; the split is already shuffled,
+        so a prefix of each is a fair sample), for drawing them under the decision boundary."""
+        run = await self.get(run_id)
+        spec = RunSpec.model_validate(run["spec"])
+        stored = None
+        if spec.dataset.name.startswith("upload:"):
+            key = store.dataset_key(spec.dataset.name.split(":", 1)[1])
+            stored = await self.r.hmget(key, "info", "arrays")
+        try:
+            data = await asyncio.to_thread(build_dataset, spec, stored)
+        except LookupError as e:
+            raise NotFound(str(e)) from None
+        n_train = len(data.X_train)
+        keep_train = round(max_points * n_train / max(n_train + len(data.X_test), 1))
+
+        def part(X: np.ndarray, y: np.ndarray, n: int) -> dict[str, list]:
+            return {"X": X[:n].tolist(), "y": y[:n].reshape(min(n, len(y)), -1)[:, 0].tolist()}
+
+        return {
+            "task": data.info.task,
+            "input_dim": data.info.input_dim,
+            "n_classes": data.info.n_classes,
+            "train": part(data.X_train, data.y_train, keep_train),
+            "test": part(data.X_test, data.y_test, max_points - keep_train),
+        }
 
     async def model(self, run_id: str) -> bytes:
         status = await self.status(run_id)

@@ -40,7 +40,7 @@ from rq.serializers import JSONSerializer
 from rq.timeouts import JobTimeoutException
 
 from . import store
-from .nn.datasets import DatasetInfo, make_dataset
+from .nn.datasets import Dataset, DatasetInfo, make_dataset
 from .nn.spec import RunSpec
 from .nn.training import Training
 
@@ -69,6 +69,18 @@ def job_timeout(spec: RunSpec, input_dim: int, rows: int, floor: int) -> int:
     steps = spec.epochs * math.ceil(train_rows / spec.batch_size)
     seconds = spec.epochs * rows * params / 2e7 + steps * 2e-3 + spec.epochs * 0.05
     return max(int(floor), math.ceil(2 * seconds))
+
+
+def build_dataset(spec: RunSpec, stored: list[bytes | None] | None = None) -> Dataset:
+    """A run's dataset: a built-in one from its parameters, an upload from its stored [info, arrays]
+    fields (LookupError when the upload is gone). The worker trains on it; the API shows its points."""
+    if not spec.dataset.name.startswith("upload:"):
+        return make_dataset(spec.dataset)
+    info, arrays = stored or (None, None)
+    if info is None or arrays is None:
+        raise LookupError(f"uploaded dataset '{spec.dataset.name}' no longer exists")
+    xy = store.load_npz(arrays)
+    return make_dataset(spec.dataset, uploaded=(xy["X"], xy["y"], DatasetInfo(**json.loads(info))))
 
 
 def train_run(run_id: str) -> dict[str, Any]:
@@ -169,15 +181,13 @@ class RunJob:
 
     def dataset(self, spec: RunSpec):
         name = spec.dataset.name
-        if not name.startswith("upload:"):
-            return make_dataset(spec.dataset)
-        info, arrays = self.r.hmget(store.dataset_key(name.split(":", 1)[1]), "info", "arrays")
-        if info is None or arrays is None:
-            raise Stop(
-                "failed", {"type": "dataset", "message": f"uploaded dataset '{name}' no longer exists"}
-            )
-        xy = store.load_npz(arrays)
-        return make_dataset(spec.dataset, uploaded=(xy["X"], xy["y"], DatasetInfo(**json.loads(info))))
+        stored = None
+        if name.startswith("upload:"):
+            stored = self.r.hmget(store.dataset_key(name.split(":", 1)[1]), "info", "arrays")
+        try:
+            return build_dataset(spec, stored)
+        except LookupError as e:
+            raise Stop("failed", {"type": "dataset", "message": str(e)}) from None
 
     def end(self, status: str, error: dict | None = None) -> str | None:
         """Move the run to a terminal status with its final progress and metrics (and model)."""

@@ -1,6 +1,6 @@
 """`/api/runs`: create, list, read, control, delete runs; their events, model and predictions."""
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Response
 
@@ -98,6 +98,17 @@ async def run_events(
 ) -> Response:
     texts = await runs.events(run_id, after, limit)
     return Response("[" + ",".join(texts) + "]", media_type="application/json")
+
+
+@router.get("/{run_id}/data", responses={**NOT_FOUND})
+async def run_data(
+    run_id: RunId,
+    runs: RunsDep,
+    max_points: Annotated[int, Query(ge=1, le=20_000, description="train + test points returned")] = 2000,
+) -> dict[str, Any]:
+    """The points the run trains and tests on: {"task", "input_dim", "n_classes", "train": {"X", "y"},
+    "test": {"X", "y"}}; y holds class labels, or the first target column for regression."""
+    return await runs.data(run_id, max_points)
 
 
 @router.get(

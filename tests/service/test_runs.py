@@ -345,3 +345,24 @@ def test_job_is_json_by_name_with_a_sized_timeout_and_nothing_expires(client, wo
     assert client.get(f"/api/runs/{small['id']}").json()["status"] == "finished"
     for key in [*store.run_keys(small["id"])[:2], store.model_key(small["id"]), f"rq:results:{small['id']}"]:
         assert redis_conn.ttl(key) == -1, key  # exists, and never expires
+
+
+def test_data_returns_the_points_the_run_trains_on(client):
+    from worker.nn.datasets import make_builtin
+
+    spec = tiny_spec()
+    run = create_run(client, spec)
+    r = client.get(f"/api/runs/{run['id']}/data", params={"max_points": 30})
+    assert r.status_code == 200, r.text
+    data = r.json()
+    d = spec["dataset"]
+    expected = make_builtin(
+        d["name"], d.get("samples", 400), d.get("noise", 0.0), d.get("test_fraction", 0.2), d.get("seed", 0)
+    )
+    assert data["task"] == "classification" and data["input_dim"] == 2
+    assert len(data["train"]["X"]) + len(data["test"]["X"]) == 30
+    n = len(data["train"]["X"])
+    np.testing.assert_array_equal(data["train"]["X"], expected.X_train[:n])
+    np.testing.assert_array_equal(data["train"]["y"], expected.y_train[:n])
+    np.testing.assert_array_equal(data["test"]["X"], expected.X_test[: 30 - n])
+    assert client.get("/api/runs/0123456789abcdef/data").status_code == 404
