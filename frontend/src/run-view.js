@@ -1,0 +1,527 @@
+// One run's live view: takes the run's events from RunStream into bounded histories and draws every
+// panel on requestAnimationFrame (never per message; heavy panels at most a few times a second).
+
+import { Health, alertsHtml } from "./alerts.js";
+import { allEvents, RunStream, runsApi } from "./api.js";
+import { BoundaryView } from "./boundary.js";
+import { Chart, fmt, History, layerColor, logSafe } from "./charts.js";
+import { REGRESSION, samplePoints } from "./datasets.js";
+import { equationsHtml } from "./equations.js";
+import { factorHtml } from "./factor-view.js";
+import { HistView } from "./hist-view.js";
+import { NetworkView } from "./network-view.js";
+import { parseNpz } from "./npz.js";
+
+const CHART_EVERY_MS = 100; // uPlot redraws at most 10×/s; the frame loop itself runs every frame
+const SLOW_EVERY_MS = 250; // HTML panels and heatmaps
+const MODEL_EVERY_MS = 5000;
+const TERMINAL = new Set(["finished", "failed", "canceled"]);
+const SEQ_LOG_MAX = 20_000; // seqs kept for the test hook (bounded; the stream counts gaps/duplicates anyway)
+
+const esc = (s) => String(s ?? "").replace(/[&<>"]/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;" })[c]);
+
+const TEMPLATE = `
+<header class="run-head">
+  <div class="run-title-row">
+    <h2 id="run-title">run</h2>
+    <span id="run-status" class="badge" data-testid="run-status">…</span>
+    <span id="run-conn" class="conn" data-testid="conn-state" title="live stream connection"></span>
+    <span class="counters">step <b id="step-counter" data-testid="step-counter">–</b>
+      · epoch <b id="epoch-counter" data-testid="epoch-counter">–</b>
+      · minibatch loss <b id="loss-now" data-testid="loss-now">–</b>
+      · test acc <b id="acc-now" data-testid="acc-now">–</b></span>
+  </div>
+  <div class="run-controls" role="toolbar" aria-label="run controls">
+    <button type="button" data-op="pause" data-testid="pause-button">Pause</button>
+    <button type="button" data-op="resume" data-testid="resume-button">Resume</button>
+    <button type="button" data-op="step" data-testid="step-button" title="run one minibatch of a paused run">Step 1 minibatch</button>
+    <button type="button" data-op="cancel" data-testid="cancel-button">Cancel</button>
+    <button type="button" data-op="delete" data-testid="delete-button" class="danger">Delete</button>
+    <span class="sep"></span>
+    <span class="muted">export:</span>
+    <button type="button" data-export="json" data-testid="export-json">events JSON</button>
+    <button type="button" data-export="csv" data-testid="export-csv">events CSV</button>
+    <button type="button" data-export="npz" data-testid="export-npz">model .npz</button>
+    <span id="run-msg" class="msg" role="status"></span>
+  </div>
+</header>
+<div class="run-grid">
+  <section class="panel span2">
+    <div class="panel-head"><h3>Network</h3>
+      <label><input type="checkbox" id="show-grads" data-testid="show-grads"> show gradients ∂J/∂W instead of weights</label>
+      <label>layer <select id="layer-select" data-testid="layer-select" aria-label="selected layer"></select></label>
+    </div>
+    <div class="net-wrap">
+      <canvas id="net-canvas" data-testid="network-view" tabindex="0" aria-label="network diagram: nodes coloured by mean |δ|, edges by weights"></canvas>
+      <div id="net-tip" class="tooltip" hidden></div>
+    </div>
+    <div id="net-legend" class="legend"></div>
+  </section>
+  <section class="panel" id="boundary-panel">
+    <div class="panel-head"><h3>Decision boundary</h3></div>
+    <canvas id="boundary-canvas" class="square" data-testid="boundary-view" aria-label="decision boundary"></canvas>
+    <div id="boundary-caption" class="legend"></div>
+    <div class="legend">points: a client-side preview sample of the dataset, not the server's exact points</div>
+  </section>
+  <section class="panel"><div class="panel-head"><h3>Loss</h3></div><div id="loss-chart" data-testid="loss-chart" class="chart"></div></section>
+  <section class="panel"><div class="panel-head"><h3>Gradient flow ‖∂J/∂W<sup>k</sup>‖</h3><span class="muted">log</span></div><div id="grad-chart" data-testid="grad-chart" class="chart"></div></section>
+  <section class="panel"><div class="panel-head"><h3>δ rms per layer</h3><span class="muted">log</span></div><div id="delta-chart" data-testid="delta-chart" class="chart"></div></section>
+  <section class="panel span3"><div class="panel-head"><h3>Health</h3><span class="muted">from the latest steps, smoothed</span></div><div id="alerts" data-testid="alerts" aria-live="polite"></div></section>
+  <section class="panel span2"><div class="panel-head"><h3>Factor split: why δ shrinks or grows, layer by layer</h3></div><div id="factor" data-testid="factor-view"></div></section>
+  <section class="panel"><div class="panel-head"><h3>Backprop equations</h3></div><div id="equations" data-testid="equations"></div></section>
+  <section class="panel"><div class="panel-head"><h3>Accuracy</h3></div><div id="acc-chart" data-testid="accuracy-chart" class="chart"></div></section>
+  <section class="panel"><div class="panel-head"><h3>‖ΔW‖/‖W‖ per step</h3><span class="muted">log · band ≈ 10⁻³</span></div><div id="ratio-chart" data-testid="ratio-chart" class="chart"></div></section>
+  <section class="panel"><div class="panel-head"><h3>δ histograms over time</h3></div><div id="hist" data-testid="hist-view"></div>
+    <div class="legend">x: the run so far; y: each column spans ±max|δ| of its step (the label: the latest); darker = more of the batch's δ, relative to the step's fullest bin</div></section>
+</div>`;
+
+export class RunView {
+  constructor(root, { onSelectLayer, onShowGrads, onDeleted, onChanged, layer = null, showGrads = false }) {
+    this.root = root;
+    this.onSelectLayer = onSelectLayer;
+    this.onShowGrads = onShowGrads;
+    this.onDeleted = onDeleted;
+    this.onChanged = onChanged;
+    this.selected = layer;
+    this.showGrads = showGrads;
+    this.run = null;
+    this.stream = null;
+    this.seqs = [];
+    this.lastStep = null;
+    this.lastEpoch = null;
+    this.gradcheck = null;
+    this.status = null;
+    this.dirty = { charts: false, net: false, slow: false, boundary: false };
+    this.lastChart = 0;
+    this.lastSlow = 0;
+    this.lastModel = 0;
+    this.modelLoading = false;
+    this.modelSeenDuringRun = false;
+    this.events = 0;
+    this.closed = false;
+  }
+
+  async open(runId) {
+    this.runId = runId;
+    this.root.innerHTML = TEMPLATE;
+    const $ = (id) => this.root.querySelector(`#${id}`);
+    this.$ = $;
+    $("run-title").textContent = runId;
+    try {
+      this.run = await runsApi.get(runId);
+    } catch (err) {
+      this.root.innerHTML = `<div class="panel"><h2>Run ${esc(runId)}</h2><p class="error" data-testid="run-error">${
+        err.status === 404 ? "No such run (it may have been deleted)." : esc(err.message)
+      }</p></div>`;
+      return;
+    }
+    if (this.closed) return;
+    this.setup();
+    this.stream = new RunStream(runId, {
+      onEvent: (e) => this.ingest(e),
+      onState: (s) => this.connState(s),
+    });
+    this.poll = setInterval(() => this.refresh(), 1500);
+  }
+
+  setup() {
+    const { $, run } = this;
+    const spec = run.spec ?? {};
+    this.spec = spec;
+    this.L = spec.layers?.length ?? 1;
+    this.activations = (spec.layers ?? []).map((l) => l.activation);
+    this.units = (spec.layers ?? []).map((l) => l.units);
+    this.batch = Math.max(1, Math.min(spec.batch_size ?? 10, spec.dataset?.samples ?? 1e9));
+    $("run-title").textContent = spec.name || run.id;
+    $("run-title").title = `run ${run.id}`;
+    this.status = run.status;
+    const L = this.L;
+    const layerSeries = (prefix) =>
+      Array.from({ length: L }, (_, k) => ({ label: `${prefix}${k + 1} ${this.activations[k] ?? ""}`, color: layerColor(k) }));
+
+    // Histories: bounded, downsampled (charts.js).
+    this.hStepLoss = new History(1);
+    this.hEpoch = new History(4);
+    this.hGrad = new History(L);
+    this.hDelta = new History(L);
+    this.hRatio = new History(L);
+
+    this.lossChart = new Chart($("loss-chart"), {
+      xLabel: "epoch",
+      yLabel: "loss",
+      log: true,
+      series: [
+        { label: "minibatch", color: "rgba(120,120,120,0.6)", width: 1 },
+        { label: "train", color: "#4e79a7", width: 2 },
+        { label: "test", color: "#e15759", width: 2 },
+      ],
+    });
+    this.accChart = new Chart($("acc-chart"), {
+      xLabel: "epoch",
+      yLabel: "accuracy",
+      yRange: [0, 1],
+      series: [
+        { label: "train", color: "#4e79a7", width: 2 },
+        { label: "test", color: "#e15759", width: 2 },
+      ],
+    });
+    this.gradChart = new Chart($("grad-chart"), { xLabel: "step", yLabel: "‖∂J/∂W‖", log: true, series: layerSeries("L") });
+    this.deltaChart = new Chart($("delta-chart"), { xLabel: "step", yLabel: "δ rms", log: true, series: layerSeries("L") });
+    this.ratioChart = new Chart($("ratio-chart"), {
+      xLabel: "step",
+      yLabel: "‖ΔW‖/‖W‖",
+      log: true,
+      band: [3e-4, 3e-3, 1e-3],
+      series: layerSeries("L"),
+    });
+    this.charts = [this.lossChart, this.accChart, this.gradChart, this.deltaChart, this.ratioChart];
+
+    this.net = new NetworkView($("net-canvas"), $("net-tip"), $("net-legend"), {
+      onSelectLayer: (k) => this.selectLayer(k),
+    });
+    this.net.setShape([2, ...this.units], this.activations);
+    this.net.setMode(this.showGrads);
+    this.boundary = new BoundaryView($("boundary-canvas"), $("boundary-caption"));
+    this.regression = REGRESSION.has(spec.dataset?.name);
+    this.points = samplePoints(spec.dataset, 300);
+    if (!this.points) $("boundary-panel").querySelector(".legend:last-child").textContent = "(no preview points for uploaded datasets)";
+    this.boundary.set(null, this.points, this.regression, null);
+    this.hist = new HistView($("hist"), L, this.activations);
+    this.health = new Health();
+
+    const sel = $("layer-select");
+    sel.innerHTML = this.activations.map((a, k) => `<option value="${k}">layer ${k + 1} (${a})</option>`).join("");
+    if (this.selected === null || this.selected >= L) this.selected = L - 1;
+    sel.value = String(this.selected);
+    this.net.setSelected(this.selected);
+    sel.addEventListener("change", () => this.selectLayer(Number(sel.value)));
+    const grads = $("show-grads");
+    grads.checked = this.showGrads;
+    grads.addEventListener("change", () => {
+      this.showGrads = grads.checked;
+      this.net.setMode(this.showGrads);
+      this.dirty.net = true;
+      this.onShowGrads?.(this.showGrads);
+    });
+    $("net-canvas").addEventListener("keydown", (e) => {
+      if (e.key === "ArrowLeft" || e.key === "ArrowRight") {
+        e.preventDefault();
+        this.selectLayer(Math.max(0, Math.min(L - 1, this.selected + (e.key === "ArrowRight" ? 1 : -1))));
+      }
+    });
+    this.root.querySelectorAll("[data-op]").forEach((b) => b.addEventListener("click", () => this.control(b.dataset.op)));
+    this.root.querySelectorAll("[data-export]").forEach((b) => b.addEventListener("click", () => this.exportData(b.dataset.export)));
+    this.stepsPerEpoch = null;
+    this.applyRun(this.run);
+    this.dirty = { charts: true, net: true, slow: true, boundary: true };
+  }
+
+  selectLayer(k) {
+    this.selected = k;
+    this.$("layer-select").value = String(k);
+    this.net.setSelected(k);
+    this.dirty.net = true;
+    this.dirty.slow = true;
+    this.onSelectLayer?.(k);
+  }
+
+  connState(s) {
+    const el = this.$("run-conn");
+    if (!el) return;
+    const text = { connecting: "connecting…", open: "live", reconnecting: "reconnecting…", done: "complete", not_found: "run not found" }[s] ?? s;
+    el.textContent = text;
+    el.dataset.state = s;
+  }
+
+  /** Steps per epoch, from the run's progress (total steps / epochs). */
+  spe() {
+    const p = this.run?.progress;
+    if (p?.steps && p?.epochs) return p.steps / p.epochs;
+    return null;
+  }
+
+  /** One event from the stream: update the histories and mark panels dirty. Cheap: no drawing here. */
+  ingest(e) {
+    this.events += 1;
+    if (this.seqs.length < SEQ_LOG_MAX) this.seqs.push(e.seq);
+    if (e.type === "step") {
+      this.lastStep = e;
+      const layers = e.layers ?? [];
+      const spe = this.spe();
+      const x = spe ? e.step / spe : e.epoch;
+      this.hStepLoss.push(x, [logSafe(e.loss)]);
+      this.hGrad.push(e.step, layers.map((s) => logSafe(s.grad_W_norm)));
+      this.hDelta.push(e.step, layers.map((s) => logSafe(s.delta?.rms)));
+      this.hRatio.push(e.step, layers.map((s) => logSafe(s.update_ratio)));
+      this.hist.push(layers);
+      this.health.observe(layers);
+      if (this.stepping) {
+        this.stepping = false;
+        this.$("run-msg").textContent = `stepped: minibatch ${e.step}`;
+      }
+      this.net.setStats(layers);
+      this.dirty.charts = this.dirty.slow = this.dirty.net = true;
+    } else if (e.type === "epoch") {
+      this.lastEpoch = e;
+      this.hEpoch.push(e.epoch, [logSafe(e.train_loss), logSafe(e.test_loss), e.train_accuracy ?? null, e.test_accuracy ?? null]);
+      if (e.boundary) {
+        this.boundary.set(e.boundary, this.points, this.regression, e.epoch);
+        this.dirty.boundary = true;
+      }
+      this.dirty.charts = this.dirty.slow = true;
+    } else if (e.type === "status") {
+      this.status = e.status;
+      if (this.run) {
+        this.run.status = e.status;
+        if (e.error) this.run.error = e.error;
+      }
+      this.dirty.slow = true;
+      // The worker stores the model when a run that trained finishes or is canceled.
+      if (e.status === "running") this.started = true;
+      if ((e.status === "finished" || e.status === "canceled") && (this.started || this.run?.started_at)) this.loadModel();
+      this.refresh();
+      this.onChanged?.();
+    } else if (e.type === "gradcheck") {
+      this.gradcheck = e;
+      this.dirty.slow = true;
+    }
+  }
+
+  async refresh() {
+    try {
+      const run = await runsApi.get(this.runId);
+      if (this.closed) return;
+      this.run = { ...run, status: this.status && TERMINAL.has(this.status) ? this.status : run.status };
+      this.applyRun(this.run);
+    } catch (err) {
+      if (err.status === 404) this.$("run-msg").textContent = "this run was deleted";
+    }
+  }
+
+  applyRun(run) {
+    const $ = this.$;
+    const status = this.status ?? run.status;
+    const badge = $("run-status");
+    badge.textContent = status + (status === "queued" && run.queue_position != null ? ` #${run.queue_position}` : "");
+    badge.dataset.status = status;
+    const p = run.progress ?? {};
+    const stepNow = Math.max(p.step ?? 0, this.lastStep?.step ?? 0);
+    $("step-counter").textContent = stepNow ? String(stepNow) : p.steps ? "0" : "–";
+    $("step-counter").title = p.steps ? `of ${p.steps} steps` : "";
+    $("epoch-counter").textContent = p.epoch != null ? `${p.epoch}/${p.epochs ?? "?"}` : "–";
+    const active = !TERMINAL.has(status);
+    const set = (op, on) => {
+      const b = this.root.querySelector(`[data-op="${op}"]`);
+      if (b) b.disabled = !on;
+    };
+    set("pause", status === "running" || status === "queued");
+    set("resume", status === "paused");
+    set("step", status === "paused");
+    set("cancel", active);
+    if (!this.stepsPerEpoch && this.spe()) this.stepsPerEpoch = this.spe();
+    if (status === "running" && Date.now() - this.lastModel > MODEL_EVERY_MS && this.modelSeenDuringRun) this.loadModel();
+  }
+
+  async loadModel() {
+    if (this.modelLoading) return;
+    this.modelLoading = true;
+    this.lastModel = Date.now();
+    try {
+      const buf = await runsApi.model(this.runId);
+      const arrays = await parseNpz(buf);
+      const weights = [];
+      for (let k = 1; arrays[`W${k}`]; k++) weights.push(arrays[`W${k}`]);
+      if (weights.length && !this.closed) {
+        this.net.setWeights(weights);
+        this.weights = weights;
+        this.dirty.net = true;
+        if (this.status === "running") this.modelSeenDuringRun = true;
+      }
+    } catch {
+      /* no model yet (queued, or failed before training): edges stay neutral */
+    } finally {
+      this.modelLoading = false;
+    }
+  }
+
+  async control(op) {
+    const msg = this.$("run-msg");
+    msg.textContent = "";
+    try {
+      if (op === "delete") {
+        if (!window.confirm(`Delete run ${this.runId} and its events?`)) return;
+        await runsApi.remove(this.runId);
+        this.onDeleted?.(this.runId);
+        return;
+      }
+      this.stepping = op === "step";
+      msg.textContent = this.stepping ? "stepping one minibatch…" : `${op}…`;
+      await runsApi.control(this.runId, op);
+      if (!this.stepping && op !== "step") msg.textContent = `${op} sent`;
+      this.refresh();
+      this.onChanged?.();
+    } catch (err) {
+      msg.textContent = `${op}: ${typeof err.detail === "string" ? err.detail : err.message}`;
+    }
+  }
+
+  async exportData(kind) {
+    const msg = this.$("run-msg");
+    try {
+      let blob;
+      let name;
+      if (kind === "npz") {
+        blob = new Blob([await runsApi.model(this.runId)], { type: "application/octet-stream" });
+        name = `${this.runId}.npz`;
+      } else {
+        msg.textContent = "fetching events…";
+        const events = await allEvents(this.runId, { onPage: (n) => (msg.textContent = `fetching events… ${n}`) });
+        if (kind === "json") {
+          blob = new Blob([JSON.stringify(events)], { type: "application/json" });
+          name = `${this.runId}-events.json`;
+        } else {
+          blob = new Blob([eventsCsv(events, this.L)], { type: "text/csv" });
+          name = `${this.runId}-events.csv`;
+        }
+      }
+      const a = document.createElement("a");
+      a.href = URL.createObjectURL(blob);
+      a.download = name;
+      document.body.append(a);
+      a.click();
+      a.remove();
+      setTimeout(() => URL.revokeObjectURL(a.href), 10_000);
+      msg.textContent = `saved ${name}`;
+    } catch (err) {
+      msg.textContent = `export: ${typeof err.detail === "string" ? err.detail : err.message}`;
+    }
+  }
+
+  /** Called every animation frame while the view is visible. */
+  frame(now) {
+    if (!this.charts) return;
+    if (this.dirty.net) {
+      this.dirty.net = false;
+      this.net.draw();
+    }
+    if (this.dirty.charts && now - this.lastChart >= CHART_EVERY_MS) {
+      this.dirty.charts = false;
+      this.lastChart = now;
+      this.lossChart.setData(mergeLoss(this.hStepLoss.data(), this.hEpoch.data()));
+      const ep = this.hEpoch.data();
+      this.accChart.setData([ep[0], ep[3], ep[4]]);
+      this.gradChart.update(this.hGrad);
+      this.deltaChart.update(this.hDelta);
+      this.ratioChart.update(this.hRatio);
+    }
+    if (this.dirty.boundary) {
+      this.dirty.boundary = false;
+      this.boundary.draw();
+    }
+    if (this.dirty.slow && now - this.lastSlow >= SLOW_EVERY_MS) {
+      this.dirty.slow = false;
+      this.lastSlow = now;
+      this.drawSlow();
+    }
+    if (this.hist.dirty && now - (this.lastHist ?? 0) >= SLOW_EVERY_MS) {
+      this.lastHist = now;
+      this.hist.draw();
+    }
+  }
+
+  drawSlow() {
+    const $ = this.$;
+    const s = this.lastStep;
+    const layers = s?.layers ?? [];
+    if (s) $("loss-now").textContent = fmt(s.loss);
+    if (this.lastEpoch) $("acc-now").textContent = fmt(this.lastEpoch.test_accuracy);
+    if (this.run) this.applyRun(this.run);
+    setHtml($("factor"), factorHtml(layers, this.batch, this.spec?.loss));
+    setHtml($("equations"), equationsHtml(this.selected, this.L, layers[this.selected], this.spec, s ? { step: s.step, epoch: s.epoch } : null));
+    setHtml($("alerts"), alertsHtml(this.health.alerts({ ...this.run, status: this.status }, this.gradcheck)));
+  }
+
+  resize() {
+    for (const c of this.charts ?? []) c.resize();
+    if (this.net) {
+      this.net.dirty = true;
+      this.dirty.net = true;
+      this.boundary.dirty = true;
+      this.dirty.boundary = true;
+      this.hist.dirty = true;
+    }
+  }
+
+  close() {
+    this.closed = true;
+    this.stream?.stop();
+    clearInterval(this.poll);
+    for (const c of this.charts ?? []) c.destroy();
+    this.charts = null;
+    this.root.innerHTML = "";
+  }
+}
+
+function setHtml(el, html) {
+  if (el.__html !== html) {
+    el.__html = html;
+    el.innerHTML = html;
+  }
+}
+
+/** Loss chart data: minibatch loss (x = fractional epoch) merged with per-epoch train/test loss. */
+function mergeLoss(step, epoch) {
+  const [xs, ls] = step;
+  const [xe, tr, te] = epoch;
+  const X = [];
+  const A = [];
+  const B = [];
+  const C = [];
+  let i = 0;
+  let j = 0;
+  while (i < xs.length || j < xe.length) {
+    if (j >= xe.length || (i < xs.length && xs[i] < xe[j])) {
+      X.push(xs[i]);
+      A.push(ls[i]);
+      B.push(null);
+      C.push(null);
+      i++;
+    } else if (i >= xs.length || xe[j] < xs[i]) {
+      X.push(xe[j]);
+      A.push(null);
+      B.push(tr[j]);
+      C.push(te[j]);
+      j++;
+    } else {
+      X.push(xs[i]);
+      A.push(ls[i]);
+      B.push(tr[j]);
+      C.push(te[j]);
+      i++;
+      j++;
+    }
+  }
+  return [X, A, B, C];
+}
+
+/** Events as CSV: one row per event, per-layer columns L{k}_<stat>. */
+export function eventsCsv(events, L) {
+  const base = ["seq", "type", "time", "status", "epoch", "step", "loss", "learning_rate", "train_loss", "test_loss", "train_accuracy", "test_accuracy"];
+  const per = ["delta_rms", "delta_mean_abs", "delta_max_abs", "grad_W_norm", "grad_b_norm", "W_norm", "update_ratio", "backprop_norm", "fprime_mean", "fprime_zero_fraction", "fprime_saturated_fraction"];
+  const head = [...base];
+  for (let k = 1; k <= L; k++) for (const p of per) head.push(`L${k}_${p}`);
+  const lines = [head.join(",")];
+  const cell = (v) => (v === undefined || v === null ? "" : typeof v === "string" ? `"${v.replace(/"/g, '""')}"` : String(v));
+  for (const e of events) {
+    const row = base.map((k) => cell(e[k]));
+    for (let k = 0; k < L; k++) {
+      const s = e.layers?.[k];
+      const vals = s
+        ? [s.delta?.rms, s.delta?.mean_abs, s.delta?.max_abs, s.grad_W_norm, s.grad_b_norm, s.W_norm, s.update_ratio, s.backprop_norm, s.fprime?.mean, s.fprime?.zero_fraction, s.fprime?.saturated_fraction]
+        : per.map(() => null);
+      for (const v of vals) row.push(cell(v));
+    }
+    lines.push(row.join(","));
+  }
+  return `${lines.join("\n")}\n`;
+}
