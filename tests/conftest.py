@@ -86,3 +86,9 @@ def _one_blas_thread(monkeypatch):
     # Tests start workers as subprocesses; keep them from oversubscribing the two cores.
     for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         monkeypatch.setenv(var, os.environ.get(var, "1"))
+
+
+def pytest_collection_modifyitems(config, items):
+    # Playwright's sync API keeps an event loop running in the main thread for as long as its session
+    # fixture lives, which breaks every async test collected after it: run the browser tests last.
+    items.sort(key=lambda item: item.get_closest_marker("browser") is not None)
