@@ -3,11 +3,14 @@ atomic writes, shared by the API (`app/`, through redis.asyncio) and the worker 
 
 Keys (all under `deltaboard:`):
     run:{id}            hash   status, spec (JSON), created_at, started_at, finished_at, progress (JSON),
-                               metrics (JSON), error (JSON or ""), client, job_id, last_seq
+                               metrics (JSON), error (JSON or ""), client, job_id, last_seq,
+                               model_version, model_step, model_epoch (of the latest weights stored)
     run:{id}:events     stream one entry per event; ID "{seq}-0", field "e" = the event's JSON without seq
     run:{id}:control    list   JSON commands for the worker: {"op": pause|resume|step|cancel, "steps"?}
     run:{id}:lease      string the worker's heartbeat; expires LEASE_SECONDS after the last beat
-    run:{id}:model      string the trained weights as .npz bytes
+    run:{id}:model      string the latest weights as .npz bytes: a snapshot while the run is active
+                               (stored when it starts, pauses and every few seconds), the final weights
+                               once it has finished or been canceled
     runs                zset   run ids scored by created_at (ms), for newest-first listing
     dataset:{id}        hash   an uploaded CSV: name, info (JSON), arrays (.npz bytes of X and y), rows,
                                created_at, client
@@ -111,11 +114,20 @@ redis.call('XADD', KEYS[2], seq .. '-0', 'e', ARGV[1])
 return seq
 """
 
-# KEYS: run hash, model key. ARGV: .npz bytes. Stores the model only while the run exists: 1 or 0.
+# KEYS: run hash, model key. ARGV: .npz bytes, then optionally the step and epoch the weights are from.
+# Stores the weights only while the run is active (queued, running or paused), so nothing is written
+# after it ended or was deleted, and bumps the hash's model_version: returns that version, or 0 when
+# refused (nothing written). The worker saves its final weights before it moves the run to its end.
 SAVE_MODEL_LUA = """
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+local st = redis.call('HGET', KEYS[1], 'status')
+if st ~= 'queued' and st ~= 'running' and st ~= 'paused' then return 0 end
 redis.call('SET', KEYS[2], ARGV[1])
-return 1
+if ARGV[3] then
+  redis.call('HSET', KEYS[1], 'model_step', ARGV[2], 'model_epoch', ARGV[3])
+else
+  redis.call('HDEL', KEYS[1], 'model_step', 'model_epoch')
+end
+return redis.call('HINCRBY', KEYS[1], 'model_version', 1)
 """
 
 # KEYS: run hash, events stream, runs zset, client set. ARGV: run id, zset score, the client's limit of
@@ -123,13 +135,17 @@ return 1
 # Drops the client's ended or deleted runs from its set, then refuses ({0, n}) when n >= limit remain;
 # otherwise writes the hash, the first event (seq 1), the listing and client entries: {1, n + 1}.
 CREATE_RUN_LUA = """
-local n = 0
-for _, id in ipairs(redis.call('SMEMBERS', KEYS[4])) do
-  local st = redis.call('HGET', ARGV[5] .. id, 'status')
-  if st == 'queued' or st == 'running' or st == 'paused' then n = n + 1
-  else redis.call('SREM', KEYS[4], id) end
+local n = redis.call('SCARD', KEYS[4])
+if n >= tonumber(ARGV[3]) then
+  -- the set also holds runs that have ended since: prune them only when they could matter (O(limit))
+  n = 0
+  for _, id in ipairs(redis.call('SMEMBERS', KEYS[4])) do
+    local st = redis.call('HGET', ARGV[5] .. id, 'status')
+    if st == 'queued' or st == 'running' or st == 'paused' then n = n + 1
+    else redis.call('SREM', KEYS[4], id) end
+  end
+  if n >= tonumber(ARGV[3]) then return {0, n} end
 end
-if n >= tonumber(ARGV[3]) then return {0, n} end
 for i = 6, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
 redis.call('HSET', KEYS[1], 'last_seq', 1)
 redis.call('XADD', KEYS[2], '1-0', 'e', ARGV[4])
@@ -257,6 +273,13 @@ def model_npz(weights: list[np.ndarray], biases: list[np.ndarray]) -> bytes:
     arrays = {f"W{k}": W for k, W in enumerate(weights, start=1)}
     arrays.update({f"b{k}": b for k, b in enumerate(biases, start=1)})
     return npz_bytes(**arrays)
+
+
+def save_model_args(
+    run_id: str, weights: list[np.ndarray], biases: list[np.ndarray], step: int, epoch: int
+) -> tuple[list[str], list[bytes | int]]:
+    """KEYS and ARGV for SAVE_MODEL_LUA: the network's weights as they are after minibatch `step`."""
+    return [run_key(run_id), model_key(run_id)], [model_npz(weights, biases), int(step), int(epoch)]
 
 
 def dataset_fields(name: str, info: dict, X: np.ndarray, y: np.ndarray, client: str, created_at: float):
