@@ -13,6 +13,7 @@ canceled here directly. RQ calls are synchronous, so they run in a thread with t
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
 import math
@@ -54,6 +55,31 @@ def body_errors(error: ValidationError) -> list[dict[str, Any]]:
 
 def _text(value: bytes | str | None) -> str | None:
     return value.decode() if isinstance(value, bytes) else value
+
+
+MODEL_FIELDS = ("status", "model_version", "model_step", "model_epoch", "progress")
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelInfo:
+    """Which weights a run's model is: the run's status, the step and epoch they are from (after
+    minibatch `step`), whether they are final (finished or canceled), and an ETag for that version."""
+
+    status: str
+    step: int | None
+    epoch: int | None
+    final: bool
+    etag: str | None
+
+    def headers(self) -> dict[str, str]:
+        out = {"X-Deltaboard-Status": self.status, "X-Deltaboard-Final": str(self.final).lower()}
+        if self.step is not None:
+            out["X-Deltaboard-Step"] = str(self.step)
+        if self.epoch is not None:
+            out["X-Deltaboard-Epoch"] = str(self.epoch)
+        if self.etag is not None:
+            out["ETag"] = self.etag
+        return out
 
 
 class RunService:
@@ -237,20 +263,57 @@ class RunService:
             "test": part(data.X_test, data.y_test, max_points - keep_train),
         }
 
-    async def model(self, run_id: str) -> bytes:
-        status = await self.status(run_id)
-        data = await self.r.get(store.model_key(run_id))
-        if data is None:
-            if status in store.ACTIVE:
-                raise Conflict(f"Run is {status}: its model is stored when it ends")
-            raise NotFound(f"Run ended {status} without a model")
-        return data
+    async def model_info(self, run_id: str) -> ModelInfo | None:
+        """Which weights GET /model would return now, without reading them (for If-None-Match);
+        None when that takes reading them (none stored, or stored without a version)."""
+        raw = await self.r.hmget(store.run_key(run_id), *MODEL_FIELDS)
+        if raw[0] is None:
+            raise run_not_found()
+        return self._model_info(run_id, raw) if raw[1] is not None and _text(raw[0]) != "failed" else None
 
-    async def predict(self, run_id: str, inputs: list[list[float]]) -> list[list[float | None]]:
+    async def model(self, run_id: str) -> tuple[bytes, ModelInfo]:
+        """The run's latest weights (.npz bytes) and which step they are from: a snapshot while the run
+        is active, its final weights once it finished or was canceled. 404 when there are none (yet)."""
+        async with self.r.pipeline(transaction=True) as pipe:  # the bytes and their step, from one moment
+            pipe.hmget(store.run_key(run_id), *MODEL_FIELDS)
+            pipe.get(store.model_key(run_id))
+            raw, data = await pipe.execute()
+        return data, self._model_info(run_id, raw, has_model=data is not None)
+
+    @staticmethod
+    def _model_info(run_id: str, raw: list, has_model: bool = True) -> ModelInfo:
+        status, version, step, epoch, progress = (_text(v) for v in raw)
+        if status is None:
+            raise run_not_found()
+        if status == "failed":
+            raise NotFound("Run ended failed without a model")
+        if not has_model:
+            if status in store.ACTIVE:
+                raise NotFound(
+                    f"Run is {status}: no weights stored yet (a snapshot is stored when it starts, "
+                    "when it pauses and every few seconds while it runs)"
+                )
+            raise NotFound(f"Run ended {status} without a model")
+        if step is None:  # weights stored without their step (by an older worker): the run's progress
+            p = json.loads(progress) if progress else {}
+            step, epoch = p.get("step"), p.get("epoch")
+        return ModelInfo(
+            status=status,
+            step=None if step is None else int(step),
+            epoch=None if epoch is None else int(epoch),
+            final=status in ("finished", "canceled"),
+            etag=f'"{run_id}.{version}"' if version is not None else None,
+        )
+
+    async def predict(
+        self, run_id: str, inputs: list[list[float]]
+    ) -> tuple[list[list[float | None]], ModelInfo]:
+        """The outputs of the run's latest weights (see `model`) for rows of inputs, and which those are."""
         spec_json = await self.r.hget(store.run_key(run_id), "spec")
         if spec_json is None:
             raise run_not_found()
-        arrays = store.load_npz(await self.model(run_id))
+        data, info = await self.model(run_id)
+        arrays = store.load_npz(data)
         spec = json.loads(spec_json)
         L = len(spec["layers"])
         net = Network(
@@ -278,7 +341,7 @@ class RunService:
                 out = net.forward(np.asarray(inputs, dtype=np.float64)).astype(np.float64)
             return [[v if math.isfinite(v) else None for v in row] for row in out.tolist()]
 
-        return await asyncio.to_thread(forward)
+        return await asyncio.to_thread(forward), info
 
     # -- controls and delete -----------------------------------------------------------------------
 

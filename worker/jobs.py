@@ -14,7 +14,13 @@ RQ's JSON serializer. The job:
    does not pay a Redis round trip per minibatch; `pause` moves to `paused` and blocks in BLPOP (waking
    every PAUSE_POLL s to renew the lease); `step n` runs n minibatches, each forced to emit a `step` event,
    then pauses again; `resume` continues; `cancel` ends the run `canceled` before the next minibatch;
-5. stores the model (.npz, W1..WL, b1..bL) when the run finishes or is canceled, then ends the run.
+5. stores the weights (.npz, W1..WL, b1..bL, with the step and epoch they are from) through
+   SAVE_MODEL_LUA, which refuses once the run has ended or is gone: a snapshot of the initial weights
+   before the run turns `running`, one before every move to `paused` (so a paused run, also after each
+   `step n`, shows exactly that minibatch's weights), one while running at most every SNAPSHOT_INTERVAL s
+   of wall time (looked at only in the control check, and stretched so that serialising and storing
+   stays under SNAPSHOT_BUDGET of the run's time on big nets), and the final weights when the run
+   finishes or is canceled, just before it ends. A failed run's snapshot is dropped.
 
 A run deleted (or ended by someone else) while it trains is noticed at the next check and the job stops
 without writing anything more. While the run is paused the RQ job timeout's alarm is suspended, so pauses
@@ -50,6 +56,8 @@ JOB_FUNC = "worker.jobs.train_run"
 CHECK_INTERVAL = 0.1  # s of wall time between looks at the control list (and lease renewals) while running
 PROGRESS_INTERVAL = 0.5  # s between progress writes on step events
 PAUSE_POLL = 1.0  # s a paused run blocks in BLPOP before renewing its lease
+SNAPSHOT_INTERVAL = 2.0  # s of wall time between weight snapshots while running, at least
+SNAPSHOT_BUDGET = 0.02  # ... and a snapshot may cost at most this share of the time between two
 RQ_HEARTBEAT = 30.0  # s between RQ worker heartbeats while a run is paused
 
 shutdown_requested = threading.Event()  # set by the worker process on SIGTERM/SIGINT
@@ -135,6 +143,7 @@ class RunJob:
         self.last_check = time.monotonic()
         self.last_progress = 0.0
         self.last_beat = 0.0
+        self.next_snapshot = 0.0
         self.alarm_left = 0
 
     # -- the run -----------------------------------------------------------------------------------
@@ -172,6 +181,7 @@ class RunJob:
             if event["type"] != "status":
                 self.append(event)
             elif event["status"] == "running":
+                self.snapshot()  # the initial weights: a running run always has a model to show
                 self.transition("running", ("queued",))
             elif event["status"] == "finished":
                 return self.end("finished")
@@ -192,14 +202,27 @@ class RunJob:
     def end(self, status: str, error: dict | None = None) -> str | None:
         """Move the run to a terminal status with its final progress and metrics (and model)."""
         if status in ("finished", "canceled") and self.training is not None:
-            net = self.training.net
-            self._save_model(
-                keys=[self.keys[0], store.model_key(self.run_id)],
-                args=[store.model_npz(net.weights, net.biases)],
-            )
+            self.snapshot()  # the final weights, stored while the run is still active
         keys, argv = store.transition_args(self.run_id, status, store.ACTIVE, error, **self.state_fields())
         seq, current = self._transition(keys=keys, args=argv)
+        if seq and status == "failed":
+            self.r.delete(store.model_key(self.run_id))  # a failed run has no model (contract §4)
         return status if seq else (current.decode() if current else None)
+
+    def snapshot(self) -> bool:
+        """Store the network's current weights with the step and epoch they are from; False when the
+        run has ended or is gone (SAVE_MODEL_LUA refuses). Schedules the next periodic snapshot."""
+        if self.training is None:
+            return False
+        started = time.monotonic()
+        net, progress = self.training.net, self.training.progress
+        keys, argv = store.save_model_args(
+            self.run_id, net.weights, net.biases, progress["step"], progress["epoch"]
+        )
+        saved = bool(self._save_model(keys=keys, args=argv))
+        now = time.monotonic()
+        self.next_snapshot = now + max(SNAPSHOT_INTERVAL, (now - started) / SNAPSHOT_BUDGET)
+        return saved
 
     def current_status(self) -> str | None:
         status = self.r.hget(self.keys[0], "status")
@@ -237,8 +260,7 @@ class RunJob:
     def before_step(self) -> bool:
         """Called before every minibatch: obey controls; True forces this minibatch's step event."""
         if self.mode == "stepping" and self.steps_left == 0:  # the requested steps are done
-            self.mode = "paused"
-            self.transition("paused", ("running",))
+            self.pause()
         if self.mode == "stepping" or time.monotonic() - self.last_check >= CHECK_INTERVAL:
             self.check()
         if self.mode == "paused":
@@ -259,6 +281,15 @@ class RunJob:
         self.alive(status)
         for raw in commands or []:
             self.apply(raw)
+        if self.mode == "running" and self.last_check >= self.next_snapshot and not self.snapshot():
+            raise Stop(None)  # ended or deleted since the status was read
+
+    def pause(self) -> None:
+        """Snapshot the weights, then move to `paused`: whoever sees `paused` finds that step's weights."""
+        self.mode, self.steps_left = "paused", 0
+        if not self.snapshot():
+            raise Stop(None)
+        self.transition("paused", ("running",))
 
     def alive(self, status: bytes | None) -> None:
         if status is None or status.decode() in store.TERMINAL:
@@ -276,8 +307,7 @@ class RunJob:
         if op == "cancel":
             raise Stop("canceled")
         if op == "pause" and self.mode != "paused":
-            self.mode, self.steps_left = "paused", 0
-            self.transition("paused", ("running",))
+            self.pause()
         elif op == "resume" and self.mode != "running":
             if self.mode == "paused":
                 self.transition("running", ("paused",))

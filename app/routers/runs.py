@@ -2,10 +2,11 @@
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 
 from app.deps import ClientDep, RunsDep
 from app.errors import run_not_found
+from app.runs import ModelInfo
 from app.schemas import PredictRequest, PredictResponse, RunCreate, RunList, RunPublic, Status, StepRequest
 from worker import store
 
@@ -111,22 +112,75 @@ async def run_data(
     return await runs.data(run_id, max_points)
 
 
+MODEL_HEADERS = {
+    "X-Deltaboard-Step": {
+        "description": "the weights are as they were after this minibatch (0: the initial weights)",
+        "schema": {"type": "integer"},
+    },
+    "X-Deltaboard-Epoch": {
+        "description": "the epoch that minibatch belongs to",
+        "schema": {"type": "integer"},
+    },
+    "X-Deltaboard-Status": {
+        "description": "the run's status when the weights were read",
+        "schema": {"type": "string"},
+    },
+    "X-Deltaboard-Final": {
+        "description": "true: the final weights (finished or canceled); false: an active run's snapshot",
+        "schema": {"type": "string", "enum": ["true", "false"]},
+    },
+    "ETag": {
+        "description": "this version of the weights (send it as If-None-Match)",
+        "schema": {"type": "string"},
+    },
+}
+
+
 @router.get(
     "/{run_id}/model",
     responses={
-        200: {"description": ".npz with W1..WL and b1..bL", "content": {"application/octet-stream": {}}},
-        **NOT_FOUND,
-        **CONFLICT,
+        200: {
+            "description": ".npz with W1..WL and b1..bL",
+            "content": {"application/octet-stream": {}},
+            "headers": MODEL_HEADERS,
+        },
+        304: {"description": "unchanged since the If-None-Match ETag", "headers": MODEL_HEADERS},
+        404: {"description": "Run not found, or no weights stored (yet, or ever: failed)", "content": DETAIL},
     },
 )
-async def run_model(run_id: RunId, runs: RunsDep) -> Response:
-    """The trained weights (stored when the run finishes or is canceled)."""
-    data = await runs.model(run_id)
-    headers = {"Content-Disposition": f'attachment; filename="{run_id}.npz"'}
-    return Response(data, media_type="application/octet-stream", headers=headers)
+async def run_model(run_id: RunId, runs: RunsDep, request: Request) -> Response:
+    """The run's latest weights: a snapshot while it is running or paused (stored when it starts, when it
+    pauses, after every `/step` batch and every few seconds while it runs; a paused run's snapshot is
+    exactly its current weights), its final weights once it finished or was canceled. The headers say
+    which step they are from. 404 for a queued run (no weights yet) and a failed one."""
+    if_none_match = request.headers.get("if-none-match")
+    if if_none_match:
+        info = await runs.model_info(run_id)
+        if info is not None and info.etag in (e.strip() for e in if_none_match.split(",")):
+            return Response(status_code=304, headers=_model_headers(run_id, info))
+    data, info = await runs.model(run_id)
+    return Response(data, media_type="application/octet-stream", headers=_model_headers(run_id, info))
 
 
-@router.post("/{run_id}/predict", response_model=PredictResponse, responses={**NOT_FOUND, **CONFLICT})
-async def predict(run_id: RunId, body: PredictRequest, runs: RunsDep):
-    """The trained network's outputs for rows of inputs."""
-    return {"outputs": await runs.predict(run_id, body.inputs)}
+def _model_headers(run_id: str, info: ModelInfo) -> dict[str, str]:
+    return {
+        **info.headers(),
+        "Content-Disposition": f'attachment; filename="{run_id}.npz"',
+        "Cache-Control": "no-cache",  # a browser may keep it, but asks again (If-None-Match) every time
+    }
+
+
+@router.post(
+    "/{run_id}/predict",
+    response_model=PredictResponse,
+    responses={
+        200: {"description": "outputs of the weights GET /model returns now", "headers": MODEL_HEADERS},
+        404: {"description": "Run not found, or no weights stored (yet, or ever: failed)", "content": DETAIL},
+    },
+)
+async def predict(run_id: RunId, body: PredictRequest, runs: RunsDep, response: Response):
+    """The network's outputs for rows of inputs, from the run's latest weights (see GET /model: a
+    snapshot while it is active, the final weights once it ended); the headers say which step."""
+    outputs, info = await runs.predict(run_id, body.inputs)
+    response.headers.update({k: v for k, v in info.headers().items() if k != "ETag"})
+    return {"outputs": outputs}

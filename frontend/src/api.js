@@ -59,18 +59,21 @@ function headers(extra = {}) {
 }
 
 /**
- * fetch /api<path>; JSON in and out. Throws ApiError with the server's `detail` on a non-2xx answer.
- * opts.raw: return the Response (for binary bodies). On 401 asks for a token once and retries.
+ * fetch /api<path>; JSON in and out (a FormData body goes as multipart). Throws ApiError with the
+ * server's `detail` on a non-2xx answer. opts.raw: return the Response (for binary bodies);
+ * opts.cache: fetch's cache mode. On 401 asks for a token once and retries.
  */
-export async function api(path, { method = "GET", body, raw = false, retried = false } = {}) {
-  const init = { method, headers: headers(body === undefined ? {} : { "Content-Type": "application/json" }) };
-  if (body !== undefined) init.body = JSON.stringify(body);
+export async function api(path, { method = "GET", body, raw = false, cache, retried = false } = {}) {
+  const form = body instanceof FormData;
+  const init = { method, headers: headers(body === undefined || form ? {} : { "Content-Type": "application/json" }) };
+  if (body !== undefined) init.body = form ? body : JSON.stringify(body);
+  if (cache) init.cache = cache;
   const res = await fetch(`/api${path}`, init);
   if (res.status === 401 && !retried) {
     const token = await requestToken();
     if (token !== null) {
       setToken(token);
-      return api(path, { method, body, raw, retried: true });
+      return api(path, { method, body, raw, cache, retried: true });
     }
   }
   if (!res.ok) {
@@ -97,6 +100,38 @@ export const runsApi = {
   remove: (id) => api(`/runs/${encodeURIComponent(id)}`, { method: "DELETE" }),
   events: (id, after = 0, limit = 1000) => api(`/runs/${encodeURIComponent(id)}/events?after=${after}&limit=${limit}`),
   model: async (id) => (await api(`/runs/${encodeURIComponent(id)}/model`, { raw: true })).arrayBuffer(),
+  /**
+   * The run's latest weights: {buffer, step, epoch, final, status, version}. A snapshot while the run is
+   * active, its final weights once it ended. The browser revalidates with the ETag, so an unchanged
+   * snapshot costs a 304; `version` (the ETag) tells the caller whether there is anything new to parse.
+   */
+  snapshot: async (id) => {
+    const res = await api(`/runs/${encodeURIComponent(id)}/model`, { raw: true, cache: "no-cache" });
+    const h = res.headers;
+    const int = (name) => (h.has(name) ? Number.parseInt(h.get(name), 10) : null);
+    return {
+      buffer: await res.arrayBuffer(),
+      step: int("X-Deltaboard-Step"),
+      epoch: int("X-Deltaboard-Epoch"),
+      final: h.get("X-Deltaboard-Final") === "true",
+      status: h.get("X-Deltaboard-Status"),
+      version: h.get("ETag"),
+    };
+  },
+  /** The points the run trains and tests on: {task, input_dim, n_classes, train: {X, y}, test: {X, y}}. */
+  data: (id, maxPoints = 2000) => api(`/runs/${encodeURIComponent(id)}/data?max_points=${maxPoints}`),
+};
+
+export const datasetsApi = {
+  list: () => api("/datasets"),
+  /** Upload a CSV (multipart: file, name, task); 201 → {id, name, spec_name, task, input_dim, n_classes, target_dim, rows}. */
+  upload: (file, { name, task = "auto" } = {}) => {
+    const form = new FormData();
+    form.append("file", file, file.name);
+    if (name) form.append("name", name);
+    form.append("task", task);
+    return api("/datasets", { method: "POST", body: form });
+  },
 };
 
 /** Every event of a run after `after`, paging with ?after=&limit= (onPage(count) reports progress). */

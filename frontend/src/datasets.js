@@ -1,6 +1,7 @@
-// Client-side samples of the built-in 2-D datasets, for previews and for the points over the decision
-// boundary. They follow worker/nn/datasets.py's recipes with a different random generator, so they
-// are a faithful *preview* of each dataset's shape, not the server's exact points.
+// Client-side samples of the built-in 2-D datasets, for the editor's preview before a run exists. They
+// follow worker/nn/datasets.py's recipes with a different random generator, so they are a faithful
+// *preview* of each dataset's shape, not the server's exact points (a run's view draws those, from
+// GET /api/runs/{id}/data). Also: drawing points and the colour scale both views share.
 
 function mulberry32(seed) {
   let t = seed >>> 0;
@@ -116,31 +117,71 @@ export function samplePoints(dataset, max = 400) {
   return gen(rngFor(dataset.seed ?? 0), n, dataset.noise ?? 0);
 }
 
-/** Draw points on a 2-D canvas context inside box {x, y, w, h} for data range {x: [lo, hi], y: [lo, hi]}. */
-export function drawPoints(ctx, pts, box, range, regression) {
+/**
+ * Draw points [x, y, target] on a 2-D canvas context inside box {x, y, w, h} for data range
+ * {x: [lo, hi], y: [lo, hi]}; returns how many were inside the range and drawn.
+ * Colour: a regression target over `tRange` (default: these points' own range), a class label on the
+ * orange–blue scale (two classes) or by classColor (more). `hollow` draws rings with a white centre (test points) instead of filled dots (training).
+ */
+export function drawPoints(ctx, pts, box, range, regression, { hollow = false, tRange = null, nClasses = 2 } = {}) {
   const [x0, x1] = range.x;
   const [y0, y1] = range.y;
-  let tmin = Infinity;
-  let tmax = -Infinity;
-  if (regression) {
+  let [tmin, tmax] = tRange ?? [Infinity, -Infinity];
+  if (regression && !tRange) {
     for (const p of pts) {
       tmin = Math.min(tmin, p[2]);
       tmax = Math.max(tmax, p[2]);
     }
   }
+  const classes = Math.max(2, nClasses ?? 2);
+  let drawn = 0;
   for (const [px, py, t] of pts) {
     if (px < x0 || px > x1 || py < y0 || py > y1) continue;
     const cx = box.x + ((px - x0) / (x1 - x0)) * box.w;
     const cy = box.y + (1 - (py - y0) / (y1 - y0)) * box.h;
-    const v = regression ? (t - tmin) / (tmax - tmin || 1) : t;
+    const color = regression
+      ? valueColor((t - tmin) / (tmax - tmin || 1), 1)
+      : classes > 2
+        ? classColor(t)
+        : valueColor(t, 1);
+    drawn += 1;
+    if (hollow) {
+      // A ring in the class colour around a white centre: unlike a filled dot, it stays a ring on a
+      // background of its own colour.
+      ctx.beginPath();
+      ctx.arc(cx, cy, 3.1, 0, 2 * Math.PI);
+      ctx.fillStyle = "#ffffff";
+      ctx.fill();
+      ctx.lineWidth = 1.8;
+      ctx.strokeStyle = color;
+      ctx.stroke();
+      ctx.beginPath();
+      ctx.arc(cx, cy, 4.1, 0, 2 * Math.PI);
+      ctx.lineWidth = 0.8;
+      ctx.strokeStyle = "rgba(30,30,30,0.85)";
+      ctx.stroke();
+      continue;
+    }
     ctx.beginPath();
     ctx.arc(cx, cy, 2.6, 0, 2 * Math.PI);
-    ctx.fillStyle = valueColor(v, 1);
+    ctx.fillStyle = color;
     ctx.fill();
     ctx.lineWidth = 0.9;
     ctx.strokeStyle = "rgba(30,30,30,0.75)";
     ctx.stroke();
   }
+  return drawn;
+}
+
+// Classes of a dataset with more than two: orange and blue (as the two-class scale's ends), then Tableau 10.
+const CLASS_COLORS = ["#f59322", "#0877bd", "#59a14f", "#b07aa1", "#e15759", "#76b7b2", "#edc948", "#9c755f", "#ff9da7", "#5f6b7a"];
+
+/** The colour of class k (an integer label) when there are more than two classes; `tint` mixes in white. */
+export function classColor(k, tint = 0) {
+  const hex = CLASS_COLORS[((Math.round(k) % CLASS_COLORS.length) + CLASS_COLORS.length) % CLASS_COLORS.length];
+  const n = Number.parseInt(hex.slice(1), 16);
+  const c = [(n >> 16) & 255, (n >> 8) & 255, n & 255].map((ch) => Math.round(ch + (255 - ch) * tint));
+  return `rgba(${c[0]},${c[1]},${c[2]},1)`;
 }
 
 /** TF-Playground-like diverging colour for v in [0, 1]: orange (0) – white (0.5) – blue (1). */

@@ -1,9 +1,11 @@
 // The spec editor: a form and a JSON view of the same spec, kept in sync; presets; a dataset picker
-// with a preview scatter; the server's 422 errors shown next to the field they name.
+// with a preview scatter and a CSV upload beside it; the server's 422 errors shown next to the field
+// (or the upload) they name.
 //
 // Every form control carries data-path="a.b.0.c" — the spec path FastAPI reports in an error's loc
 // (["body", "a", "b", 0, "c"]) — so an error finds its field by that path.
 
+import { datasetsApi } from "./api.js";
 import { drawPoints, REGRESSION, samplePoints } from "./datasets.js";
 import { DEFAULT_SPEC, PRESETS } from "./presets.js";
 
@@ -11,6 +13,8 @@ export const ACTIVATIONS = ["tanh", "sigmoid", "relu", "leaky_relu", "linear", "
 const LOSSES = ["binary_cross_entropy", "cross_entropy", "mse"];
 const INITS = ["xavier", "he", "normal"];
 const BUILTIN = ["xor", "circle", "gaussian", "spiral", "moons", "plane", "gaussian_mix"];
+
+const NOT_FOR_UPLOADS = ' disabled title="does not apply to an uploaded dataset (only test fraction and data seed do)"';
 
 const clone = (o) => JSON.parse(JSON.stringify(o));
 const esc = (s) => String(s ?? "").replace(/[&<>"]/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;" })[c]);
@@ -45,6 +49,7 @@ export class SpecEditor {
     this.spec = clone(DEFAULT_SPEC);
     this.datasets = BUILTIN.map((name) => ({ name, task: REGRESSION.has(name) ? "regression" : "classification" }));
     this.errors = [];
+    this.upload = { task: "auto", busy: false, error: "", message: "" }; // the CSV upload's state
     root.innerHTML = `
       <div class="editor-grid">
         <form class="spec-form" id="spec-form" novalidate aria-label="network spec">
@@ -81,6 +86,34 @@ export class SpecEditor {
     root.querySelector("#preset").addEventListener("change", (e) => {
       const p = PRESETS.find((x) => x.id === e.target.value);
       if (p) this.setSpec(clone(p.spec));
+    });
+    // The CSV upload: one element for the editor's life, put back beside the picker after every render
+    // (so a re-render never replaces the file input while a file is being chosen).
+    this.uploadEl = document.createElement("div");
+    this.uploadEl.className = "field upload";
+    this.uploadEl.innerHTML = `
+      <span class="upload-title">or your own data</span>
+      <span class="upload-row">
+        <input id="csv-file" type="file" accept=".csv,text/csv,text/plain" data-testid="csv-upload" aria-describedby="csv-error csv-msg">
+        <label for="csv-file" class="file-button">Upload CSV…</label>
+        <label for="csv-task" class="sr">task of the uploaded CSV</label>
+        <select id="csv-task" data-testid="csv-task" title="auto: classification when the last column holds labels 0..K-1">
+          <option value="auto">task: auto</option><option value="classification">classification</option><option value="regression">regression</option>
+        </select>
+      </span>
+      <span class="hint">features first, the target in the last column</span>
+      <span class="field-error" id="csv-error" data-testid="csv-error" role="alert"></span>
+      <span class="hint" id="csv-msg" data-testid="csv-msg" role="status"></span>`;
+    this.uploadEl.querySelector("#csv-file").addEventListener("change", (e) => {
+      e.stopPropagation();
+      const input = e.target;
+      this.uploadCsv(input.files?.[0]).finally(() => {
+        input.value = ""; // choosing the same file again uploads it again
+      });
+    });
+    this.uploadEl.querySelector("#csv-task").addEventListener("change", (e) => {
+      e.stopPropagation();
+      this.upload.task = e.target.value;
     });
     this.fields.addEventListener("input", (e) => this.fromField(e.target));
     this.fields.addEventListener("change", (e) => this.fromField(e.target, true));
@@ -161,16 +194,18 @@ export class SpecEditor {
         </li>`,
       )
       .join("");
-    const task = this.datasets.find((d) => d.name === ds.name)?.task;
+    const task = describeDataset(this.datasets.find((d) => d.name === ds.name));
+    const upload = String(ds.name ?? "").startsWith("upload:");
     this.fields.innerHTML = `
       <div class="field wide"><label for="f-name">Name</label><input id="f-name" type="text" data-path="name" value="${esc(s.name ?? "")}"><span class="field-error" data-error-for="name"></span></div>
       <fieldset><legend>Dataset</legend>
         <div class="field"><label for="f-dataset.name">dataset</label><select id="f-dataset.name" data-path="dataset.name" data-testid="dataset-select">${this.datasets
           .map((d) => `<option value="${esc(d.name)}"${d.name === ds.name ? " selected" : ""}>${esc(d.label ?? d.name)}</option>`)
           .join("")}${ds.name && !dsNames.includes(ds.name) ? `<option selected value="${esc(ds.name)}">${esc(ds.name)} (unknown)</option>` : ""}</select>
-          <span class="hint">${task ?? ""}</span><span class="field-error" data-error-for="dataset.name"></span></div>
-        ${num("dataset.samples", "samples", 'min="10" step="10"')}
-        ${num("dataset.noise", "noise", 'min="0" step="0.05"')}
+          <span class="hint" data-testid="dataset-task">${esc(task)}</span><span class="field-error" data-error-for="dataset.name"></span></div>
+        <div id="upload-slot"></div>
+        ${num("dataset.samples", "samples", `min="10" step="10"${upload ? NOT_FOR_UPLOADS : ""}`)}
+        ${num("dataset.noise", "noise", `min="0" step="0.05"${upload ? NOT_FOR_UPLOADS : ""}`)}
         ${num("dataset.test_fraction", "test fraction", 'min="0" max="0.9" step="0.05"')}
         ${num("dataset.seed", "data seed", 'min="0"')}
         <span class="field-error" data-error-for="dataset"></span>
@@ -205,6 +240,16 @@ export class SpecEditor {
         ${num("telemetry.histogram_bins", "δ histogram bins", 'min="2" max="200"')}
         ${check("gradcheck", "gradient check before training")}
       </fieldset>`;
+    this.fields.querySelector("#upload-slot").replaceWith(this.uploadEl);
+    this.showUpload();
+  }
+
+  showUpload() {
+    const up = this.upload;
+    this.uploadEl.querySelector("#csv-file").disabled = up.busy;
+    this.uploadEl.querySelector("#csv-task").value = up.task;
+    this.uploadEl.querySelector("#csv-error").textContent = up.error;
+    this.uploadEl.querySelector("#csv-msg").textContent = up.message;
   }
 
   /** A form control changed: write its value into the spec at its data-path. */
@@ -237,20 +282,59 @@ export class SpecEditor {
     this.changed(committed && el.tagName === "SELECT");
   }
 
-  /** Keep the output layer and loss consistent with a newly picked dataset's task. */
+  /**
+   * Keep the output layer and loss consistent with a newly picked dataset (contract §3): regression →
+   * mse with one linear unit per target; more than two classes → softmax + cross_entropy with one unit
+   * per class; two classes → one sigmoid unit (two softmax units if the spec already uses cross_entropy).
+   */
   fitDataset(name) {
     const d = this.datasets.find((x) => x.name === name);
     const s = this.spec;
     const out = s.layers?.[s.layers.length - 1];
     if (!d || !out) return;
-    if (d.task === "regression" && s.loss !== "mse") {
+    const info = d.info ?? {};
+    if (d.task === "regression") {
+      if (s.loss !== "mse" || out.activation === "sigmoid" || out.activation === "softmax") out.activation = "linear";
       s.loss = "mse";
-      out.activation = "linear";
-      out.units = d.info?.target_dim ?? 1;
-    } else if (d.task === "classification" && s.loss === "mse" && out.activation === "linear") {
-      s.loss = "binary_cross_entropy";
-      out.activation = "sigmoid";
-      out.units = 1;
+      out.units = info.target_dim ?? 1;
+    } else if (d.task === "classification") {
+      const classes = info.n_classes ?? 2;
+      if (classes > 2) {
+        s.loss = "cross_entropy";
+        out.activation = "softmax";
+        out.units = classes;
+      } else if (s.loss === "cross_entropy") {
+        out.activation = "softmax";
+        out.units = 2;
+      } else {
+        if (s.loss === "mse" && out.activation === "linear") s.loss = "binary_cross_entropy";
+        if (out.activation === "linear" || out.activation === "softmax") out.activation = "sigmoid";
+        out.units = 1;
+      }
+    }
+  }
+
+  /** POST the chosen CSV to /api/datasets; on success pick it and fit the output layer, else show why. */
+  async uploadCsv(file) {
+    if (!file || this.upload.busy) return;
+    this.upload = { ...this.upload, busy: true, error: "", message: `uploading ${file.name}…` };
+    this.showUpload();
+    try {
+      const d = await datasetsApi.upload(file, { name: file.name.replace(/\.csv$/i, ""), task: this.upload.task });
+      const entry = { name: d.spec_name, label: `${d.name} (uploaded, ${d.rows} rows)`, task: d.task, info: d };
+      const rest = this.datasets.filter((x) => x.name !== entry.name);
+      const builtin = rest.filter((x) => !x.info?.id);
+      this.datasets = [...builtin, entry, ...rest.filter((x) => x.info?.id)];
+      setPath(this.spec, "dataset.name", d.spec_name);
+      this.fitDataset(d.spec_name);
+      this.upload = { ...this.upload, busy: false, message: `uploaded ${d.name}: ${describeDataset(entry)}` };
+      this.errors = this.errors.filter((e) => !pathOf(e).startsWith("dataset") && !pathOf(e).startsWith("layers"));
+      this.changed(true);
+    } catch (err) {
+      // 422: the CSV rules' message, which names the line and column; 413: over the size limit.
+      const detail = Array.isArray(err.detail) ? err.detail.map((e) => e.msg ?? String(e)).join("; ") : err.detail;
+      this.upload = { ...this.upload, busy: false, message: "", error: `${file.name}: ${typeof detail === "string" ? detail : err.message}` };
+      this.showUpload();
     }
   }
 
@@ -313,7 +397,16 @@ export class SpecEditor {
     const pts = samplePoints(ds, 300);
     const cap = this.root.querySelector("#preview-caption");
     if (!pts) {
-      cap.textContent = ds.name ? `no preview for ${ds.name}` : "choose a dataset";
+      const known = this.datasets.find((d) => d.name === ds.name);
+      cap.textContent = known?.info?.id
+        ? `uploaded: ${describeDataset(known)} (no preview here; a run's view draws its points)`
+        : ds.name
+          ? `no preview for ${ds.name}`
+          : "choose a dataset";
+      ctx.fillStyle = "#8a94a3";
+      ctx.font = "12px system-ui, sans-serif";
+      ctx.textAlign = "center";
+      ctx.fillText(known?.info?.id ? "uploaded CSV" : "no preview", size / 2, size / 2);
       return;
     }
     let m = 0;
@@ -393,6 +486,16 @@ export class SpecEditor {
     }
     return null;
   }
+}
+
+/** "classification, 3 classes · 120 rows, 2 inputs" for a dataset entry of the picker. */
+function describeDataset(d) {
+  if (!d) return "";
+  const info = d.info ?? {};
+  const parts = [d.task ?? ""];
+  if (d.task === "classification" && info.n_classes) parts[0] += `, ${info.n_classes} classes`;
+  if (info.id) parts.push(`${info.rows} rows, ${info.input_dim} input${info.input_dim === 1 ? "" : "s"}`);
+  return parts.filter(Boolean).join(" · ");
 }
 
 /** An error's spec path: its loc without the leading "body". */

@@ -181,6 +181,12 @@ window.__deltaboard = {
   frames,
   seqs: () => (runView ? runView.seqs.slice() : []),
   lastStep: () => runView?.lastStep ?? null,
+  /** Which weights the network view shows: {version, step, epoch, final} of the snapshot, or null. */
+  model: () => (runView?.model ? { ...runView.model } : null),
+  /** Points the boundary view drew on its last draw: {train, test} (compare with GET /data). */
+  boundaryPoints: () => (runView?.boundary?.drawn ? { ...runView.boundary.drawn } : null),
+  /** Where the boundary's heatmap comes from, e.g. "after step 120 (weight snapshot)". */
+  boundaryLabel: () => runView?.boundary?.label ?? null,
   /** The weights the network view drew, as nested arrays [k][i][j] (from the parsed .npz). */
   weights: () =>
     runView?.weights?.map((W) => Array.from({ length: W.shape[0] }, (_, i) => Array.from({ length: W.shape[1] }, (_, j) => W.get(i, j)))) ?? null,

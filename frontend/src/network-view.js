@@ -1,9 +1,10 @@
 // The network diagram (TF-Playground-like, on a canvas): one column per layer, input on the left.
 // Nodes are coloured by each unit's mean |δ| (LayerStats.delta.unit_mean_abs, log scale over the
 // whole network, so a vanishing δ shows as fading columns); edges are coloured by the sign of W_ij and
-// sized by |W_ij| once the model's weights are known (neutral grey before). With "gradients" on,
-// edges show ∂J/∂W: the stream carries only the per-layer norm ‖∂J/∂W^k‖, so every edge of a layer
-// gets that layer's per-edge RMS, and the hover says so.
+// sized by |W_ij| once the run's weights are known (neutral grey before): a snapshot while the run is
+// active (the page fetches one when it pauses, after each step and every few seconds while it runs),
+// the final weights once it ended. With "gradients" on, edges show ∂J/∂W: the stream carries only the
+// per-layer norm ‖∂J/∂W^k‖, so every edge of a layer gets that layer's per-edge RMS, and the hover says so.
 
 import { fmt } from "./charts.js";
 
@@ -54,9 +55,13 @@ export class NetworkView {
     this.dirty = true;
   }
 
-  /** weights: [W1..WL] parsed npy arrays of shape (units_k, units_{k-1}), or null. */
-  setWeights(weights) {
+  /**
+   * weights: [W1..WL] parsed npy arrays of shape (units_k, units_{k-1}), or null;
+   * from: {step, epoch, final} of the snapshot they come from (for the legend).
+   */
+  setWeights(weights, from = null) {
     this.weights = weights;
+    this.weightsFrom = from;
     if (weights?.length) this.sizes = [weights[0].shape[1], ...weights.map((W) => W.shape[0])];
     this.dirty = true;
   }
@@ -219,8 +224,8 @@ export class NetworkView {
       this.showGrads
         ? "∂J/∂W — per-layer RMS per edge from ‖∂J/∂W‖ (per-edge gradients are not streamed)"
         : this.weights
-          ? '<span style="color:#0877bd">W&gt;0</span> / <span style="color:#f59322">W&lt;0</span>, width ∝ |W|'
-          : "weights not loaded yet (the server stores them when the run finishes)"
+          ? `<span style="color:#0877bd">W&gt;0</span> / <span style="color:#f59322">W&lt;0</span>, width ∝ |W|${weightsSource(this.weightsFrom)}`
+          : "weights not loaded yet (the run has not started)"
     }`;
     if (legend !== this.legendHtml) {
       this.legendHtml = legend;
@@ -293,6 +298,13 @@ export class NetworkView {
     const c = hit.node?.c ?? hit.column ?? (hit.edge ? hit.edge.k + 1 : 0);
     if (c > 0) this.onSelectLayer?.(c - 1);
   }
+}
+
+/** " · after step 120 (epoch 3), live snapshot" for the legend. */
+function weightsSource(from) {
+  if (!from || from.step == null) return "";
+  const where = from.step === 0 ? "initial weights" : `after step ${from.step}${from.epoch ? ` (epoch ${from.epoch})` : ""}`;
+  return ` · <span data-testid="weights-step" data-step="${from.step}">${where}</span>, ${from.final ? "final" : "live snapshot"}`;
 }
 
 function hexA(hex, alpha) {

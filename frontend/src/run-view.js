@@ -2,19 +2,23 @@
 // panel on requestAnimationFrame (never per message; heavy panels at most a few times a second).
 
 import { Health, alertsHtml } from "./alerts.js";
-import { allEvents, RunStream, runsApi } from "./api.js";
+import { allEvents, ApiError, RunStream, runsApi } from "./api.js";
 import { BoundaryView } from "./boundary.js";
 import { Chart, fmt, History, layerColor, logSafe } from "./charts.js";
-import { REGRESSION, samplePoints } from "./datasets.js";
+import { REGRESSION } from "./datasets.js";
 import { equationsHtml } from "./equations.js";
 import { factorHtml } from "./factor-view.js";
+import { boundaryGrid, forwardCost } from "./forward.js";
 import { HistView } from "./hist-view.js";
 import { NetworkView } from "./network-view.js";
 import { parseNpz } from "./npz.js";
 
 const CHART_EVERY_MS = 100; // uPlot redraws at most 10×/s; the frame loop itself runs every frame
 const SLOW_EVERY_MS = 250; // HTML panels and heatmaps
-const MODEL_EVERY_MS = 5000;
+const MODEL_EVERY_MS = 3000; // weight snapshots fetched this often while running and the network is in view
+const DATA_POINTS = 2000; // the run's points drawn under the boundary (GET /data?max_points=)
+const BOUNDARY_SIZE = 40; // the worker's boundary grid
+const LIVE_BOUNDARY_MAX_COST = 4e7; // multiply-adds: compute the boundary from a snapshot up to this
 const TERMINAL = new Set(["finished", "failed", "canceled"]);
 const SEQ_LOG_MAX = 20_000; // seqs kept for the test hook (bounded; the stream counts gaps/duplicates anyway)
 
@@ -60,8 +64,8 @@ const TEMPLATE = `
   <section class="panel" id="boundary-panel">
     <div class="panel-head"><h3>Decision boundary</h3></div>
     <canvas id="boundary-canvas" class="square" data-testid="boundary-view" aria-label="decision boundary"></canvas>
-    <div id="boundary-caption" class="legend"></div>
-    <div class="legend">points: a client-side preview sample of the dataset, not the server's exact points</div>
+    <div id="boundary-caption" class="legend" data-testid="boundary-caption"></div>
+    <div id="boundary-points" class="legend" data-testid="boundary-points">points: loading the run's data…</div>
   </section>
   <section class="panel"><div class="panel-head"><h3>Loss</h3></div><div id="loss-chart" data-testid="loss-chart" class="chart"></div></section>
   <section class="panel"><div class="panel-head"><h3>Gradient flow ‖∂J/∂W<sup>k</sup>‖</h3><span class="muted">log</span></div><div id="grad-chart" data-testid="grad-chart" class="chart"></div></section>
@@ -94,9 +98,13 @@ export class RunView {
     this.dirty = { charts: false, net: false, slow: false, boundary: false };
     this.lastChart = 0;
     this.lastSlow = 0;
-    this.lastModel = 0;
+    this.lastModel = -Infinity;
     this.modelLoading = false;
-    this.modelSeenDuringRun = false;
+    this.modelAgain = false;
+    this.model = null; // the weights shown: {version, step, epoch, final}
+    this.netVisible = true;
+    this.epochGrid = null; // the latest epoch event's boundary: {grid, step, epoch}
+    this.snapGrid = null; // the boundary of the latest weight snapshot: {grid, step}
     this.events = 0;
     this.closed = false;
   }
@@ -183,9 +191,15 @@ export class RunView {
     this.net.setMode(this.showGrads);
     this.boundary = new BoundaryView($("boundary-canvas"), $("boundary-caption"));
     this.regression = REGRESSION.has(spec.dataset?.name);
-    this.points = samplePoints(spec.dataset, 300);
-    if (!this.points) $("boundary-panel").querySelector(".legend:last-child").textContent = "(no preview points for uploaded datasets)";
-    this.boundary.set(null, this.points, this.regression, null);
+    this.classification = !this.regression;
+    this.inputDim = spec.dataset?.name?.startsWith("upload:") ? null : 2;
+    this.loadData();
+    if (typeof IntersectionObserver === "function") {
+      this.observer = new IntersectionObserver((entries) => {
+        for (const e of entries) this.netVisible = e.isIntersecting;
+      });
+      this.observer.observe($("net-canvas"));
+    }
     this.hist = new HistView($("hist"), L, this.activations);
     this.health = new Health();
 
@@ -265,8 +279,9 @@ export class RunView {
       this.lastEpoch = e;
       this.hEpoch.push(e.epoch, [logSafe(e.train_loss), logSafe(e.test_loss), e.train_accuracy ?? null, e.test_accuracy ?? null]);
       if (e.boundary) {
-        this.boundary.set(e.boundary, this.points, this.regression, e.epoch);
-        this.dirty.boundary = true;
+        const spe = this.spe();
+        this.epochGrid = { grid: e.boundary, epoch: e.epoch, step: spe ? e.epoch * spe : null };
+        this.pickBoundary();
       }
       this.dirty.charts = this.dirty.slow = true;
     } else if (e.type === "status") {
@@ -276,9 +291,10 @@ export class RunView {
         if (e.error) this.run.error = e.error;
       }
       this.dirty.slow = true;
-      // The worker stores the model when a run that trained finishes or is canceled.
+      // The worker stores the weights before the run turns running (the initial ones), before every
+      // pause (so also after each step), every few seconds while it runs, and when it ends.
       if (e.status === "running") this.started = true;
-      if ((e.status === "finished" || e.status === "canceled") && (this.started || this.run?.started_at)) this.loadModel();
+      if (e.status !== "queued") this.wantModel();
       this.refresh();
       this.onChanged?.();
     } else if (e.type === "gradcheck") {
@@ -319,29 +335,122 @@ export class RunView {
     set("step", status === "paused");
     set("cancel", active);
     if (!this.stepsPerEpoch && this.spe()) this.stepsPerEpoch = this.spe();
-    if (status === "running" && Date.now() - this.lastModel > MODEL_EVERY_MS && this.modelSeenDuringRun) this.loadModel();
+    if (!this.model && !this.modelLoading && performance.now() - this.lastModel >= MODEL_EVERY_MS) this.wantModel();
+  }
+
+  /** Whether the server has weights for this run now (so GET /model is not a 404). */
+  hasModel() {
+    const status = this.status ?? this.run?.status;
+    if (status === "running" || status === "paused" || status === "finished") return true;
+    return status === "canceled" && Boolean(this.started || this.run?.started_at);
+  }
+
+  /** Fetch the latest weights unless a fetch is under way, in which case fetch once more after it. */
+  wantModel() {
+    if (this.closed || !this.hasModel()) return;
+    if (this.modelLoading) {
+      this.modelAgain = true;
+      return;
+    }
+    this.loadModel();
   }
 
   async loadModel() {
-    if (this.modelLoading) return;
     this.modelLoading = true;
-    this.lastModel = Date.now();
+    this.lastModel = performance.now();
     try {
-      const buf = await runsApi.model(this.runId);
-      const arrays = await parseNpz(buf);
+      const snap = await runsApi.snapshot(this.runId);
+      if (this.closed || (snap.version && snap.version === this.model?.version)) return;
+      const arrays = await parseNpz(snap.buffer);
       const weights = [];
-      for (let k = 1; arrays[`W${k}`]; k++) weights.push(arrays[`W${k}`]);
-      if (weights.length && !this.closed) {
-        this.net.setWeights(weights);
-        this.weights = weights;
-        this.dirty.net = true;
-        if (this.status === "running") this.modelSeenDuringRun = true;
+      const biases = [];
+      for (let k = 1; arrays[`W${k}`]; k++) {
+        weights.push(arrays[`W${k}`]);
+        biases.push(arrays[`b${k}`]);
       }
-    } catch {
-      /* no model yet (queued, or failed before training): edges stay neutral */
+      if (weights.length && !this.closed) {
+        this.model = { version: snap.version, step: snap.step, epoch: snap.epoch, final: snap.final };
+        this.net.setWeights(weights, this.model);
+        this.weights = weights;
+        this.biases = biases;
+        this.dirty.net = true;
+        this.liveBoundary();
+      }
+    } catch (err) {
+      // An HTTP error (404: no weights yet, or a failed run) leaves the edges as they are, quietly.
+      if (!(err instanceof ApiError)) console.warn("could not read the weights", err);
     } finally {
       this.modelLoading = false;
+      if (this.modelAgain && !this.closed) {
+        this.modelAgain = false;
+        this.wantModel();
+      }
     }
+  }
+
+  /** The run's real points (GET /data) under the boundary; its input size for the network diagram. */
+  async loadData() {
+    const legend = this.$("boundary-points");
+    let d;
+    try {
+      d = await runsApi.data(this.runId, DATA_POINTS);
+    } catch (err) {
+      if (!this.closed) legend.textContent = `points unavailable: ${typeof err.detail === "string" ? err.detail : err.message}`;
+      return;
+    }
+    if (this.closed) return;
+    this.inputDim = d.input_dim;
+    this.regression = d.task === "regression";
+    this.classification = d.task === "classification";
+    if (!this.weights) {
+      this.net.setShape([d.input_dim, ...this.units], this.activations);
+      this.dirty.net = true;
+    }
+    if (d.input_dim !== 2) {
+      this.$("boundary-canvas").hidden = true;
+      this.$("boundary-caption").textContent = `no decision boundary to draw: the inputs are ${d.input_dim}-dimensional`;
+      legend.textContent = "";
+      return;
+    }
+    const pts = (part) => part.X.map((x, i) => [x[0], x[1], part.y[i]]);
+    const train = pts(d.train);
+    const test = pts(d.test);
+    this.boundary.setData({ train, test, regression: this.regression, nClasses: d.n_classes });
+    const total = this.spec.dataset?.name?.startsWith("upload:") ? null : this.spec.dataset?.samples;
+    const sampled = train.length + test.length >= DATA_POINTS;
+    legend.textContent = `points: the run's own data, ${train.length} training (filled) and ${test.length} test (rings)${
+      sampled ? ` — a fair sample of ${total ? `its ${total}` : "them"}` : ""
+    }`;
+    this.liveBoundary();
+    this.dirty.boundary = true;
+  }
+
+  /** The boundary of the latest snapshot's weights, computed here (small nets, 2-D inputs). */
+  liveBoundary() {
+    if (!this.weights || this.inputDim !== 2 || this.model?.step == null) return;
+    if (forwardCost(this.weights) * BOUNDARY_SIZE ** 2 > LIVE_BOUNDARY_MAX_COST) return;
+    const range = this.epochGrid ? { x: this.epochGrid.grid.x, y: this.epochGrid.grid.y } : this.boundary.dataRange;
+    if (!range) return;
+    try {
+      const grid = boundaryGrid(this.weights, this.biases, this.activations, range, BOUNDARY_SIZE, this.classification);
+      this.snapGrid = { grid, step: this.model.step };
+    } catch (err) {
+      console.warn("could not compute the boundary from the weights", err);
+      return;
+    }
+    this.pickBoundary();
+  }
+
+  /** Show the newer of the last epoch's boundary and the snapshot's (an epoch's wins a tie). */
+  pickBoundary() {
+    const e = this.epochGrid;
+    const s = this.snapGrid;
+    if (s && (!e || e.step === null || s.step > e.step)) {
+      this.boundary.setGrid(s.grid, `after step ${s.step} (weight snapshot)`);
+    } else if (e) {
+      this.boundary.setGrid(e.grid, `after epoch ${e.epoch}`);
+    }
+    this.dirty.boundary = true;
   }
 
   async control(op) {
@@ -400,6 +509,10 @@ export class RunView {
   /** Called every animation frame while the view is visible. */
   frame(now) {
     if (!this.charts) return;
+    if (this.status === "running" && this.netVisible && !document.hidden && now - this.lastModel >= MODEL_EVERY_MS) {
+      this.lastModel = now;
+      this.wantModel();
+    }
     if (this.dirty.net) {
       this.dirty.net = false;
       this.net.draw();
@@ -455,6 +568,7 @@ export class RunView {
   close() {
     this.closed = true;
     this.stream?.stop();
+    this.observer?.disconnect();
     clearInterval(this.poll);
     for (const c of this.charts ?? []) c.destroy();
     this.charts = null;

@@ -1,5 +1,6 @@
 """Controls (pause, step n, resume, cancel) on runs trained by a real `deltaboard worker` process,
-the 409s for controls in the wrong state, and deleting a run while a worker trains it."""
+the 409s for controls in the wrong state, deleting a run while a worker trains it, and the live
+weights (GET /model of a running or paused run, the snapshot after each `/step`)."""
 
 import io
 
@@ -148,3 +149,81 @@ def test_a_real_server_and_worker_process_train_a_run(serve, start_worker):
         with np.load(io.BytesIO(http.get(f"/api/runs/{run['id']}/model").content)) as npz:
             assert sorted(npz.files) == ["W1", "W2", "b1", "b2"]
         assert http.get("/api/health").json() == {"status": "ok", "redis": "ok", "workers": 1}
+
+
+def model_of(client, run_id: str) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    r = client.get(f"/api/runs/{run_id}/model")
+    assert r.status_code == 200, r.text
+    with np.load(io.BytesIO(r.content), allow_pickle=False) as npz:
+        return {name: npz[name] for name in npz.files}, r.headers
+
+
+def forward(arrays: dict[str, np.ndarray], X: np.ndarray) -> np.ndarray:
+    """long_spec's net (tanh, then sigmoid) on the stored weights."""
+    a1 = np.tanh(X @ arrays["W1"].T + arrays["b1"])
+    return 1 / (1 + np.exp(-(a1 @ arrays["W2"].T + arrays["b2"])))
+
+
+def test_paused_run_serves_the_weights_of_its_step_and_predict_uses_them(client, start_worker, redis_conn):
+    start_worker()
+    run = create_run(client, long_spec())
+    wait_status(client, run["id"], "running")
+    _, headers = model_of(client, run["id"])  # a running run has weights to show from its start
+    assert headers["x-deltaboard-final"] == "false" and int(headers["x-deltaboard-step"]) >= 0
+
+    assert client.post(f"/api/runs/{run['id']}/pause").status_code == 200
+    paused = wait_status(client, run["id"], "paused")
+    n = paused["progress"]["step"]
+    arrays, headers = model_of(client, run["id"])
+    assert (headers["x-deltaboard-step"], headers["x-deltaboard-epoch"]) == (str(n), "1")
+    assert (headers["x-deltaboard-status"], headers["x-deltaboard-final"]) == ("paused", "false")
+    X = np.array([[0.5, -0.5], [-0.3, -0.8], [0.9, 0.1]])
+    r = client.post(f"/api/runs/{run['id']}/predict", json={"inputs": X.tolist()})
+    assert r.status_code == 200 and r.headers["x-deltaboard-step"] == str(n)
+    np.testing.assert_allclose(r.json()["outputs"], forward(arrays, X), rtol=1e-12)
+
+    for k in (3, 1):
+        assert client.post(f"/api/runs/{run['id']}/step", json={"steps": k}).status_code == 200
+        n += k
+        wait_for(
+            lambda want=n: (
+                (p := client.get(f"/api/runs/{run['id']}").json())["status"] == "paused"
+                and p["progress"]["step"] == want
+            ),
+            what=f"run paused again at step {n}",
+        )
+        stepped, headers = model_of(client, run["id"])
+        assert headers["x-deltaboard-step"] == str(n)  # exactly the paused step's weights
+        assert not np.array_equal(stepped["W1"], arrays["W1"])  # ... which the steps changed
+        r = client.post(f"/api/runs/{run['id']}/predict", json={"inputs": X.tolist()})
+        np.testing.assert_allclose(r.json()["outputs"], forward(stepped, X), rtol=1e-12)
+        arrays = stepped
+
+    assert client.delete(f"/api/runs/{run['id']}").status_code == 204
+    assert client.get(f"/api/runs/{run['id']}/model").status_code == 404
+    assert redis_conn.exists(store.model_key(run["id"]), store.run_key(run["id"])) == 0
+    nxt = create_run(client, tiny_spec())  # the worker moved on and wrote nothing for the deleted run
+    wait_status(client, nxt["id"], "finished")
+    assert redis_conn.exists(store.model_key(run["id"]), store.run_key(run["id"])) == 0
+
+
+def test_snapshot_of_a_running_run_advances(client, start_worker):
+    start_worker()
+    run = create_run(client, long_spec())
+    wait_status(client, run["id"], "running")
+    _, first = model_of(client, run["id"])
+    # A new snapshot every couple of seconds while it runs.
+    later = wait_for(
+        lambda: (
+            (h := model_of(client, run["id"])[1])["x-deltaboard-step"] != first["x-deltaboard-step"] and h
+        ),
+        what="a newer snapshot",
+    )
+    assert int(later["x-deltaboard-step"]) > int(first["x-deltaboard-step"])
+    assert later["x-deltaboard-status"] == "running" and later["etag"] != first["etag"]
+    client.post(f"/api/runs/{run['id']}/cancel")
+    done = wait_status(client, run["id"], "canceled")
+    _, final = model_of(client, run["id"])
+    assert final["x-deltaboard-final"] == "true"
+    assert final["x-deltaboard-step"] == str(done["progress"]["step"])
+    assert int(later["x-deltaboard-step"]) <= done["progress"]["step"]

@@ -1,5 +1,6 @@
 """The run lifecycle of contract §4 through the API, against a real Redis and an in-process RQ worker:
-create -> queued (with queue positions) -> running -> finished, its events, model and predictions;
+create -> queued (with queue positions) -> running -> finished, its events, model (and the guard on
+writing it) and predictions;
 every validation error path; 404s; delete; listing with cursor and status filter; the per-client limit."""
 
 import io
@@ -11,7 +12,10 @@ import pytest
 from service_support import all_events, create_run, tiny_spec
 
 from worker import store
+from worker.nn.datasets import make_dataset
 from worker.nn.limits import LIMITS
+from worker.nn.spec import RunSpec
+from worker.nn.training import Training
 
 
 def queue_length(redis_conn, settings) -> int:
@@ -99,14 +103,76 @@ def test_predict_rejects_rows_of_the_wrong_size(client, work):
     assert r.json()["detail"][0]["loc"] == ["body", "inputs", 1]
 
 
-def test_model_of_a_queued_run_is_a_409(client):
+def test_model_of_a_queued_run_is_a_404_until_weights_are_stored(client):
     run = create_run(client)
     r = client.get(f"/api/runs/{run['id']}/model")
-    assert r.status_code == 409
-    assert "queued" in r.json()["detail"]
+    assert r.status_code == 404
+    assert "queued" in r.json()["detail"] and "no weights stored yet" in r.json()["detail"]
+    r = client.post(f"/api/runs/{run['id']}/predict", json={"inputs": [[0.0, 0.0]]})
+    assert r.status_code == 404
 
 
-def test_diverging_run_fails_with_diverged_and_has_no_model(client, work):
+def test_final_model_of_a_finished_run_is_its_last_weights_with_their_step(client, work):
+    run = create_run(client, tiny_spec(epochs=4))
+    work()
+    run = client.get(f"/api/runs/{run['id']}").json()
+    assert run["status"] == "finished"
+    r = client.get(f"/api/runs/{run['id']}/model")
+    assert r.status_code == 200
+    assert r.headers["x-deltaboard-step"] == str(run["progress"]["steps"]) == "12"
+    assert r.headers["x-deltaboard-epoch"] == "4"
+    assert (r.headers["x-deltaboard-final"], r.headers["x-deltaboard-status"]) == ("true", "finished")
+    with np.load(io.BytesIO(r.content), allow_pickle=False) as npz:
+        stored = {name: npz[name] for name in npz.files}
+    # The same seeded training replayed here ends with exactly these weights.
+    spec = RunSpec.model_validate(run["spec"])
+    training = Training(spec, make_dataset(spec.dataset))
+    assert list(training.events())[-1]["status"] == "finished"
+    for k, (W, b) in enumerate(zip(training.net.weights, training.net.biases, strict=True), start=1):
+        np.testing.assert_array_equal(stored[f"W{k}"], W)
+        np.testing.assert_array_equal(stored[f"b{k}"], b)
+    p = client.post(f"/api/runs/{run['id']}/predict", json={"inputs": [[0.3, -0.2]]})
+    assert p.headers["x-deltaboard-step"] == "12" and p.headers["x-deltaboard-final"] == "true"
+    # The same version again: 304 without a body; the headers still say which weights.
+    etag = r.headers["etag"]
+    again = client.get(f"/api/runs/{run['id']}/model", headers={"If-None-Match": etag})
+    assert (again.status_code, again.content, again.headers["x-deltaboard-step"]) == (304, b"", "12")
+    other = client.get(f"/api/runs/{run['id']}/model", headers={"If-None-Match": '"stale"'})
+    assert other.status_code == 200 and other.content == r.content
+
+
+def test_snapshots_are_not_taken_per_minibatch(client, work, redis_conn, monkeypatch):
+    from worker import jobs
+
+    monkeypatch.setattr(jobs, "SNAPSHOT_INTERVAL", 1e9)  # no periodic snapshot during this run
+    run = create_run(client, tiny_spec(epochs=20, telemetry={"every_steps": None}))
+    work()
+    assert client.get(f"/api/runs/{run['id']}").json()["progress"]["step"] == 60
+    # The initial weights and the final ones: two writes for 60 minibatches.
+    assert redis_conn.hget(store.run_key(run["id"]), "model_version") == b"2"
+
+
+def test_save_model_script_never_writes_after_the_run_ended(client, work, redis_conn):
+    run = create_run(client)
+    work()
+    save = redis_conn.register_script(store.SAVE_MODEL_LUA)
+    key = store.run_key(run["id"])
+    before = redis_conn.get(store.model_key(run["id"])), redis_conn.hgetall(key)
+    assert before[0] is not None and redis_conn.hget(key, "status") == b"finished"
+    keys, argv = store.save_model_args(run["id"], [np.zeros((4, 2))], [np.zeros(4)], 999, 99)
+    assert save(keys=keys, args=argv) == 0
+    assert (redis_conn.get(store.model_key(run["id"])), redis_conn.hgetall(key)) == before
+    for status in ("failed", "canceled"):
+        redis_conn.hset(key, "status", status)
+        assert save(keys=keys, args=argv) == 0
+    assert redis_conn.get(store.model_key(run["id"])) == before[0]
+    # A deleted run is not brought back either.
+    assert client.delete(f"/api/runs/{run['id']}").status_code == 204
+    assert save(keys=keys, args=argv) == 0
+    assert redis_conn.exists(store.model_key(run["id"]), key) == 0
+
+
+def test_diverging_run_fails_with_diverged_and_has_no_model(client, work, redis_conn):
     spec = tiny_spec(
         dataset={"name": "plane", "samples": 100, "noise": 0.0},
         layers=[{"units": 1, "activation": "linear"}],
@@ -123,6 +189,7 @@ def test_diverging_run_fails_with_diverged_and_has_no_model(client, work):
     assert events[-1]["status"] == "failed" and events[-1]["error"]["type"] == "diverged"
     r = client.get(f"/api/runs/{run['id']}/model")
     assert r.status_code == 404 and "failed" in r.json()["detail"]
+    assert redis_conn.exists(store.model_key(run["id"])) == 0  # its snapshot was dropped
 
 
 BAD_SPECS = [
@@ -325,6 +392,10 @@ def test_health_limits_and_openapi(client):
         "/api/runs/{run_id}/predict",
     ):
         assert path in paths
+    model = paths["/api/runs/{run_id}/model"]["get"]["responses"]
+    for header in ("X-Deltaboard-Step", "X-Deltaboard-Epoch", "X-Deltaboard-Final", "ETag"):
+        assert header in model["200"]["headers"], header
+    assert "409" not in model and "404" in model and "304" in model
     assert client.get("/docs").status_code == 200
 
 
