@@ -44,13 +44,18 @@ test: install-dev
 
 lint: install-dev
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/ruff format --check . || true
+	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/hadolint Dockerfile
 
-bench: install-dev
+# Benchmarks print figures (ratios against a peer measured in the same run); they assert nothing.
+# PyTorch is the core's peer: installed here from local disk, never a runtime dependency.
+FRONTEND_MINUTES ?= 10
+bench: install-dev chromium
 	$(PY) -m pip install --quiet torch==2.13.0
 	$(PY) bench/core.py
+	$(PY) bench/telemetry.py
 	$(PY) bench/stream.py
+	$(PY) bench/frontend.py --minutes $(FRONTEND_MINUTES)
 
 clean:
 	rm -rf $(VENV) frontend/node_modules .deltaboard

@@ -36,6 +36,12 @@ class RunError(BaseModel):
     message: str
 
 
+class ModelRef(BaseModel):
+    version: int = Field(description="grows by one with every stored snapshot")
+    step: int | None = Field(None, description="the minibatch the weights are from")
+    epoch: int | None = None
+
+
 class RunPublic(BaseModel):
     id: str
     status: Status
@@ -50,6 +56,9 @@ class RunPublic(BaseModel):
     )
     error: RunError | None = None
     last_seq: int = Field(0, description="seq of the run's latest event (resume streams after it)")
+    model: ModelRef | None = Field(
+        None, description="the latest weights GET /model returns (a snapshot while active); null: none yet"
+    )
 
 
 class RunList(BaseModel):

@@ -219,6 +219,16 @@ def decode_run(run_id: str, raw: dict) -> dict[str, Any]:
     for name in TIME_FIELDS:
         run[name] = float(h[name]) if h.get(name) else None
     run["last_seq"] = int(h.get("last_seq", 0))
+    stored = h.get("model_version") and run["status"] != "failed"  # a failed run's weights are dropped
+    run["model"] = (
+        {
+            "version": int(h["model_version"]),
+            "step": int(h["model_step"]) if h.get("model_step") else None,
+            "epoch": int(h["model_epoch"]) if h.get("model_epoch") else None,
+        }
+        if stored
+        else None
+    )
     return run
 
 

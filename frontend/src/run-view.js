@@ -293,9 +293,8 @@ export class RunView {
       this.dirty.slow = true;
       // The worker stores the weights before the run turns running (the initial ones), before every
       // pause (so also after each step), every few seconds while it runs, and when it ends.
-      if (e.status === "running") this.started = true;
-      if (e.status !== "queued") this.wantModel();
-      this.refresh();
+      // The run record says whether weights are stored (run.model), so no request is a 404.
+      this.refresh().then(() => this.wantModel());
       this.onChanged?.();
     } else if (e.type === "gradcheck") {
       this.gradcheck = e;
@@ -340,9 +339,7 @@ export class RunView {
 
   /** Whether the server has weights for this run now (so GET /model is not a 404). */
   hasModel() {
-    const status = this.status ?? this.run?.status;
-    if (status === "running" || status === "paused" || status === "finished") return true;
-    return status === "canceled" && Boolean(this.started || this.run?.started_at);
+    return this.run?.model != null;
   }
 
   /** Fetch the latest weights unless a fetch is under way, in which case fetch once more after it. */

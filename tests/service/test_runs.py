@@ -35,7 +35,7 @@ def test_run_goes_from_queued_to_finished_with_its_events(client, work, redis_co
         "nesterov": False,
     }
     assert first["progress"] == {"epoch": 0, "epochs": 3, "step": 0, "steps": 9}
-    assert first["started_at"] is None and first["error"] is None
+    assert first["started_at"] is None and first["error"] is None and first["model"] is None
     assert queue_length(redis_conn, settings) == 2
 
     assert work() is True
@@ -79,9 +79,12 @@ def test_model_npz_loads_and_matches_predict(client, work):
         client, tiny_spec(layers=[{"units": 5, "activation": "relu"}, {"units": 1, "activation": "sigmoid"}])
     )
     work()
+    ref = client.get(f"/api/runs/{run['id']}").json()["model"]
+    assert ref["step"] == 9 and ref["epoch"] == 3 and ref["version"] >= 2  # initial, then final weights
     r = client.get(f"/api/runs/{run['id']}/model")
     assert r.status_code == 200
     assert r.headers["content-type"] == "application/octet-stream"
+    assert r.headers["X-Deltaboard-Step"] == str(ref["step"])
     with np.load(io.BytesIO(r.content), allow_pickle=False) as npz:
         arrays = {name: npz[name] for name in npz.files}
     assert sorted(arrays) == ["W1", "W2", "b1", "b2"]
@@ -185,6 +188,7 @@ def test_diverging_run_fails_with_diverged_and_has_no_model(client, work, redis_
     run = client.get(f"/api/runs/{run['id']}").json()
     assert run["status"] == "failed"
     assert run["error"]["type"] == "diverged"
+    assert run["model"] is None  # the run record says there is nothing to fetch
     events = all_events(client, run["id"])
     assert events[-1]["status"] == "failed" and events[-1]["error"]["type"] == "diverged"
     r = client.get(f"/api/runs/{run['id']}/model")
