@@ -35,14 +35,12 @@ def reap(r: redis.Redis) -> list[str]:
     reaped = []
     for raw in r.smembers(store.CLAIMED):
         run_id = raw.decode() if isinstance(raw, bytes) else raw
-        status = r.hget(store.run_key(run_id), "status")
-        if status is None or status.decode() in store.TERMINAL:
-            r.srem(store.CLAIMED, run_id)
-            continue
         keys, argv = store.transition_args(run_id, "failed", store.ACTIVE, error=WORKER_LOST)
-        seq, _ = script(keys=[*keys, store.lease_key(run_id)], args=argv)
+        seq, current = script(keys=[*keys, store.lease_key(run_id)], args=argv)
         if seq:
-            r.srem(store.CLAIMED, run_id)
             log.warning("run %s: its worker was lost; marked failed", run_id)
             reaped.append(run_id)
+        elif current in (b"leased", "leased"):  # its worker is alive: leave it claimed
+            continue
+        r.srem(store.CLAIMED, run_id)  # reaped now, or already ended ('finished', ...) or deleted ('')
     return reaped

@@ -233,7 +233,7 @@ def decode_run(run_id: str, raw: dict) -> dict[str, Any]:
 
 
 def new_run_fields(spec_json: str, progress: dict, client: str, created_at: float) -> dict[str, str]:
-    """The hash fields of a freshly queued run (status set by the first transition, see app)."""
+    """The hash fields of a freshly queued run, before its `queued` event (CREATE_RUN_LUA sets last_seq 1)."""
     return {
         "status": "queued",
         "spec": spec_json,
