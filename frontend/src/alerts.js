@@ -2,8 +2,8 @@
 // few steps so they do not flicker), the run's status and the gradcheck event.
 
 import { fmt } from "./charts.js";
+import { esc } from "./dom.js";
 
-const esc = (s) => String(s).replace(/[&<>"]/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;" })[c]);
 
 export class Health {
   constructor() {

@@ -148,7 +148,18 @@ export async function allEvents(id, { after = 0, limit = 1000, onPage } = {}) {
   return out;
 }
 
-const TERMINAL = new Set(["finished", "failed", "canceled"]);
+/** The statuses a run never leaves. */
+export const TERMINAL = new Set(["finished", "failed", "canceled"]);
+
+/** Which of runsApi.control's ops apply to a run in `status` (the buttons a view enables). */
+export function controlsFor(status) {
+  return {
+    pause: status === "running" || status === "queued",
+    resume: status === "paused",
+    step: status === "paused",
+    cancel: !TERMINAL.has(status),
+  };
+}
 
 /**
  * The live stream of one run, resuming after the last seq it delivered whenever the socket drops.

@@ -4,12 +4,12 @@
 // y = y0 + i·(y1-y0)/(size-1), x = x0 + j·(x1-x0)/(size-1) (row-major: y rows, x columns).
 
 import { classColor, drawPoints, valueColor } from "./datasets.js";
+import { fitCanvas } from "./dom.js";
 
 export class BoundaryView {
   constructor(canvas, caption) {
     this.canvas = canvas;
     this.caption = caption;
-    this.ctx = canvas.getContext("2d");
     this.grid = null;
     this.label = "";
     this.data = null;
@@ -60,15 +60,8 @@ export class BoundaryView {
   draw() {
     if (!this.dirty) return;
     this.dirty = false;
-    const { canvas, ctx } = this;
-    const dpr = window.devicePixelRatio || 1;
-    const size = canvas.clientWidth || 260;
-    if (canvas.width !== Math.round(size * dpr)) {
-      canvas.width = Math.round(size * dpr);
-      canvas.height = Math.round(size * dpr);
-    }
-    ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
-    ctx.clearRect(0, 0, size, size);
+    const size = this.canvas.clientWidth || 260;
+    const ctx = fitCanvas(this.canvas, size, size);
     const pad = 22;
     const box = { x: pad, y: 4, w: size - pad - 4, h: size - pad - 4 };
     ctx.fillStyle = "#f3f4f6";

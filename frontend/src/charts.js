@@ -61,7 +61,7 @@ export class History {
     this.stride *= 2;
   }
 
-  /** Aligned data for uPlot (the kept points, then the latest point). Reuses one array per call. */
+  /** Aligned data for uPlot: the kept columns themselves, or copies with the latest point appended. */
   data() {
     if (!this.tail) return this.cols;
     return this.cols.map((col, i) => col.concat([this.tail[i]]));
@@ -85,13 +85,13 @@ function lastValue(col) {
 /** Values a log axis can show: positive finite numbers, else null. */
 export const logSafe = (v) => (typeof v === "number" && Number.isFinite(v) && v > 0 ? v : null);
 
-const fmt = (v) => {
+/** A number for people: 4 significant digits, exponent form when tiny or huge, "–" when missing. */
+export const fmt = (v) => {
   if (v === null || v === undefined || !Number.isFinite(v)) return "–";
   const a = Math.abs(v);
   if (a !== 0 && (a < 1e-3 || a >= 1e5)) return v.toExponential(2);
   return Number(v.toPrecision(4)).toString();
 };
-export { fmt };
 
 const isDecade = (v) => v > 0 && Math.abs(Math.log10(v) - Math.round(Math.log10(v))) < 1e-9;
 

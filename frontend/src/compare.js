@@ -2,10 +2,10 @@
 // come from GET /api/runs/{id}/events (paged); each curve is reduced to a bounded History first.
 
 import { allEvents, runsApi } from "./api.js";
-import { Chart, fmt, History, LAYER_COLORS, logSafe } from "./charts.js";
+import { Chart, fmt, History, layerColor, logSafe } from "./charts.js";
+import { esc } from "./dom.js";
 
 const DASHES = [undefined, [6, 3], [2, 3], [8, 3, 2, 3], [1, 2], [10, 4]];
-const esc = (s) => String(s ?? "").replace(/[&<>"]/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;" })[c]);
 
 /** Align several [xs, ys] curves on the union of their x values (nulls where a curve has no point). */
 export function alignCurves(curves) {
@@ -22,7 +22,6 @@ export function alignCurves(curves) {
 export class CompareView {
   constructor(root) {
     this.root = root;
-    this.charts = [];
     this.closed = false;
   }
 
@@ -87,7 +86,7 @@ export class CompareView {
     const rows = results
       .map((r, i) => {
         const m = r.run.metrics ?? {};
-        return `<tr><td><span class="swatch" style="background:${LAYER_COLORS[i % LAYER_COLORS.length]}"></span>${esc(this.label(r, i))}</td>
+        return `<tr><td><span class="swatch" style="background:${layerColor(i)}"></span>${esc(this.label(r, i))}</td>
           <td><a href="#/runs/${encodeURIComponent(r.run.id)}">${esc(r.run.id)}</a></td><td>${esc(r.run.status)}</td>
           <td>${esc((r.run.spec?.layers ?? []).map((l) => `${l.units} ${l.activation}`).join(" → "))}</td>
           <td>${esc(r.run.spec?.optimizer?.name ?? "")} ${fmt(r.run.spec?.optimizer?.learning_rate)}</td>
@@ -104,7 +103,7 @@ export class CompareView {
     const curves = [];
     const series = [];
     this.results.forEach((r, i) => {
-      const color = LAYER_COLORS[i % LAYER_COLORS.length];
+      const color = layerColor(i);
       const [x, tr, te] = r.loss;
       curves.push([x, tr], [x, te]);
       series.push({ label: `${this.label(r, i)} train`, color, width: 2 }, { label: `${this.label(r, i)} test`, color, dash: [6, 3], width: 1.5 });
@@ -116,7 +115,7 @@ export class CompareView {
     const curves = [];
     const series = [];
     this.results.forEach((r, i) => {
-      const color = LAYER_COLORS[i % LAYER_COLORS.length];
+      const color = layerColor(i);
       for (let k = 0; k < r.L; k++) {
         if (which !== "all" && Number(which) !== k) continue;
         curves.push([r.grad[0], r.grad[k + 1]]);

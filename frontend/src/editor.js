@@ -7,7 +7,8 @@
 
 import { datasetsApi } from "./api.js";
 import { drawPoints, REGRESSION, samplePoints } from "./datasets.js";
-import { DEFAULT_SPEC, PRESETS } from "./presets.js";
+import { esc, fitCanvas } from "./dom.js";
+import { adam, DEFAULT_SPEC, PRESETS, sgd } from "./presets.js";
 
 export const ACTIVATIONS = ["tanh", "sigmoid", "relu", "leaky_relu", "linear", "softmax"];
 const LOSSES = ["binary_cross_entropy", "cross_entropy", "mse"];
@@ -17,7 +18,6 @@ const BUILTIN = ["xor", "circle", "gaussian", "spiral", "moons", "plane", "gauss
 const NOT_FOR_UPLOADS = ' disabled title="does not apply to an uploaded dataset (only test fraction and data seed do)"';
 
 const clone = (o) => JSON.parse(JSON.stringify(o));
-const esc = (s) => String(s ?? "").replace(/[&<>"]/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;" })[c]);
 
 function getPath(obj, path) {
   return path.split(".").reduce((o, k) => (o == null ? undefined : o[k]), obj);
@@ -267,16 +267,12 @@ export class SpecEditor {
     } else value = el.value;
     if (path === "optimizer.name") {
       const lr = this.spec.optimizer?.learning_rate ?? 0.01;
-      this.spec.optimizer =
-        value === "adam"
-          ? { name: "adam", learning_rate: lr, beta1: 0.9, beta2: 0.999, eps: 1e-8 }
-          : { name: "sgd", learning_rate: lr, momentum: 0, nesterov: false };
+      this.spec.optimizer = value === "adam" ? adam(lr) : sgd(lr);
       this.changed(true);
       return;
     }
     setPath(this.spec, path, value);
     if (path === "dataset.name") this.fitDataset(value);
-    if (path === "telemetry.every_steps" && value === null) setPath(this.spec, path, null);
     this.clearError(path);
     // Selects and checkboxes re-render (dependent fields); typed numbers keep focus and only update JSON.
     this.changed(committed && el.tagName === "SELECT");
@@ -353,9 +349,11 @@ export class SpecEditor {
   }
 
   changed(rerender) {
-    if (rerender) this.render();
-    else this.json.value = JSON.stringify(this.spec, null, 2);
-    this.drawPreview();
+    if (rerender) this.render(); // redraws the preview too
+    else {
+      this.json.value = JSON.stringify(this.spec, null, 2);
+      this.drawPreview();
+    }
     this.onChange?.(this.spec);
   }
 
@@ -383,14 +381,8 @@ export class SpecEditor {
   }
 
   drawPreview() {
-    const c = this.preview;
-    const dpr = window.devicePixelRatio || 1;
-    const size = c.clientWidth || 200;
-    c.width = Math.round(size * dpr);
-    c.height = Math.round(size * dpr);
-    const ctx = c.getContext("2d");
-    ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
-    ctx.clearRect(0, 0, size, size);
+    const size = this.preview.clientWidth || 200;
+    const ctx = fitCanvas(this.preview, size, size);
     ctx.fillStyle = "#f3f4f6";
     ctx.fillRect(0, 0, size, size);
     const ds = this.spec.dataset ?? {};
@@ -435,7 +427,7 @@ export class SpecEditor {
         this.showErrors();
         msg.textContent = `the server refused the spec: ${err.detail.length} problem${err.detail.length > 1 ? "s" : ""}`;
       } else {
-        msg.textContent = `could not start the run: ${typeof err.detail === "string" ? err.detail : err.message}`;
+        msg.textContent = `could not start the run: ${err.message}`;
       }
     } finally {
       btn.disabled = false;

@@ -3,6 +3,7 @@
 // column kept) when full, so the strip always spans the whole run with bounded memory.
 
 import { fmt } from "./charts.js";
+import { fitCanvas } from "./dom.js";
 
 class HistStore {
   constructor(capacity) {
@@ -30,7 +31,6 @@ class HistStore {
   }
 }
 
-
 export class HistView {
   constructor(el, nLayers, activations, capacity = 240) {
     this.el = el;
@@ -48,7 +48,7 @@ export class HistView {
       canvas.setAttribute("aria-label", `histogram of δ in layer ${k + 1} over time`);
       row.append(label, canvas);
       el.append(row);
-      return { canvas, range: label.querySelector(".hist-range"), img: null };
+      return { canvas, range: label.querySelector(".hist-range") };
     });
     this.tmp = document.createElement("canvas");
   }
@@ -67,17 +67,11 @@ export class HistView {
   drawStrip(store, strip) {
     const cols = store.columns();
     const { canvas } = strip;
-    const dpr = window.devicePixelRatio || 1;
     const w = canvas.clientWidth || 300;
     const h = canvas.clientHeight || 34;
-    if (canvas.width !== Math.round(w * dpr)) {
-      canvas.width = Math.round(w * dpr);
-      canvas.height = Math.round(h * dpr);
-    }
-    const ctx = canvas.getContext("2d");
-    ctx.setTransform(1, 0, 0, 1, 0, 0);
+    const ctx = fitCanvas(canvas, w, h);
     ctx.fillStyle = "#f7f7fb";
-    ctx.fillRect(0, 0, canvas.width, canvas.height);
+    ctx.fillRect(0, 0, w, h);
     if (!cols.length) return;
     // Each column on its own symmetric range ±max|δ| of that step (the bins' range), so the shape of the
     // distribution stays visible while its scale changes by decades; the label gives the latest range.
@@ -112,12 +106,12 @@ export class HistView {
     }
     tctx.putImageData(img, 0, 0);
     ctx.imageSmoothingEnabled = false;
-    ctx.drawImage(tmp, 0, 0, canvas.width, canvas.height);
+    ctx.drawImage(tmp, 0, 0, w, h);
     // Zero line.
     ctx.strokeStyle = "rgba(0,0,0,0.25)";
     ctx.beginPath();
-    ctx.moveTo(0, canvas.height / 2);
-    ctx.lineTo(canvas.width, canvas.height / 2);
+    ctx.moveTo(0, h / 2);
+    ctx.lineTo(w, h / 2);
     ctx.stroke();
   }
 }

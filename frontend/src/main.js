@@ -1,6 +1,6 @@
 // Wiring: the views, the URL hash, the token prompt and the one requestAnimationFrame loop.
 
-import { api, runsApi, setToken, setTokenPrompt } from "./api.js";
+import { api, datasetsApi, runsApi, setToken, setTokenPrompt } from "./api.js";
 import { CompareView } from "./compare.js";
 import { SpecEditor } from "./editor.js";
 import { RunView } from "./run-view.js";
@@ -168,7 +168,7 @@ async function health() {
 
 async function loadDatasets() {
   try {
-    editor.setDatasets(await api("/datasets"));
+    editor.setDatasets(await datasetsApi.list());
   } catch {
     /* the built-in list stays */
   }

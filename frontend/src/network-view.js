@@ -7,6 +7,7 @@
 // per-layer norm ‖∂J/∂W^k‖, so every edge of a layer gets that layer's per-edge RMS, and the hover says so.
 
 import { fmt } from "./charts.js";
+import { fitCanvas } from "./dom.js";
 
 const MAX_NODES = 16; // per column; bigger layers show their first units and "+N more"
 const POS = "#0877bd";
@@ -26,7 +27,6 @@ export class NetworkView {
     this.canvas = canvas;
     this.tooltip = tooltip;
     this.legend = legend;
-    this.ctx = canvas.getContext("2d");
     this.onSelectLayer = onSelectLayer;
     this.sizes = [2];
     this.activations = [];
@@ -105,16 +105,9 @@ export class NetworkView {
   draw() {
     if (!this.dirty) return;
     this.dirty = false;
-    const { canvas, ctx } = this;
-    const dpr = window.devicePixelRatio || 1;
-    const width = canvas.clientWidth || 600;
-    const height = canvas.clientHeight || 300;
-    if (canvas.width !== Math.round(width * dpr) || canvas.height !== Math.round(height * dpr)) {
-      canvas.width = Math.round(width * dpr);
-      canvas.height = Math.round(height * dpr);
-    }
-    ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
-    ctx.clearRect(0, 0, width, height);
+    const width = this.canvas.clientWidth || 600;
+    const height = this.canvas.clientHeight || 300;
+    const ctx = fitCanvas(this.canvas, width, height);
     this.layout(width, height);
     const stats = this.stats;
 

@@ -1,7 +1,14 @@
 // Example specs for the editor (contract §3). The first one is what the editor starts with.
 
+/** A dataset spec (the presets all hold out 20% with data seed 1). */
+const data = (name, samples, noise) => ({ name, samples, noise, test_fraction: 0.2, seed: 1 });
+
+/** Optimizer specs with the defaults the editor also uses when the optimizer is switched. */
+export const adam = (learning_rate) => ({ name: "adam", learning_rate, beta1: 0.9, beta2: 0.999, eps: 1e-8 });
+export const sgd = (learning_rate, momentum = 0, nesterov = false) => ({ name: "sgd", learning_rate, momentum, nesterov });
+
 const base = {
-  dataset: { name: "xor", samples: 400, noise: 0.1, test_fraction: 0.2, seed: 1 },
+  dataset: data("xor", 400, 0.1),
   loss: "binary_cross_entropy",
   init: "xavier",
   regularization: { l1: 0, l2: 0 },
@@ -36,7 +43,7 @@ const RAW = [
       ...base,
       name: "xor, two tanh layers",
       layers: layers(2, 8, "tanh"),
-      optimizer: { name: "adam", learning_rate: 0.03, beta1: 0.9, beta2: 0.999, eps: 1e-8 },
+      optimizer: adam(0.03),
     },
   },
   {
@@ -45,9 +52,9 @@ const RAW = [
     spec: {
       ...base,
       name: "deep sigmoid: vanishing δ",
-      dataset: { name: "circle", samples: 400, noise: 0, test_fraction: 0.2, seed: 1 },
+      dataset: data("circle", 400, 0),
       layers: layers(6, 8, "sigmoid"),
-      optimizer: { name: "sgd", learning_rate: 0.1, momentum: 0, nesterov: false },
+      optimizer: sgd(0.1),
       epochs: 50,
     },
   },
@@ -57,10 +64,10 @@ const RAW = [
     spec: {
       ...base,
       name: "relu net that dies: lr 3 knocks most relus to f'(z) = 0",
-      dataset: { name: "circle", samples: 400, noise: 0, test_fraction: 0.2, seed: 1 },
+      dataset: data("circle", 400, 0),
       layers: layers(2, 16, "relu"),
       init: "he",
-      optimizer: { name: "sgd", learning_rate: 3, momentum: 0, nesterov: false },
+      optimizer: sgd(3),
       epochs: 30,
     },
   },
@@ -70,9 +77,9 @@ const RAW = [
     spec: {
       ...base,
       name: "tanh with big steps: saturation",
-      dataset: { name: "moons", samples: 400, noise: 0.1, test_fraction: 0.2, seed: 1 },
+      dataset: data("moons", 400, 0.1),
       layers: layers(4, 16, "tanh"),
-      optimizer: { name: "sgd", learning_rate: 2, momentum: 0.9, nesterov: true },
+      optimizer: sgd(2, 0.9, true),
       epochs: 40,
     },
   },
@@ -82,11 +89,11 @@ const RAW = [
     spec: {
       ...base,
       name: "spiral, relu, softmax",
-      dataset: { name: "spiral", samples: 600, noise: 0.05, test_fraction: 0.2, seed: 1 },
+      dataset: data("spiral", 600, 0.05),
       layers: layers(3, 16, "relu", { units: 2, activation: "softmax" }),
       loss: "cross_entropy",
       init: "he",
-      optimizer: { name: "adam", learning_rate: 0.01, beta1: 0.9, beta2: 0.999, eps: 1e-8 },
+      optimizer: adam(0.01),
       epochs: 150,
     },
   },
@@ -96,10 +103,10 @@ const RAW = [
     spec: {
       ...base,
       name: "gaussian_mix regression",
-      dataset: { name: "gaussian_mix", samples: 500, noise: 0.02, test_fraction: 0.2, seed: 1 },
+      dataset: data("gaussian_mix", 500, 0.02),
       layers: layers(2, 16, "tanh", { units: 1, activation: "linear" }),
       loss: "mse",
-      optimizer: { name: "adam", learning_rate: 0.01, beta1: 0.9, beta2: 0.999, eps: 1e-8 },
+      optimizer: adam(0.01),
       epochs: 150,
     },
   },
@@ -109,11 +116,11 @@ const RAW = [
     spec: {
       ...base,
       name: "sgd lr 200: diverges",
-      dataset: { name: "plane", samples: 200, noise: 0, test_fraction: 0.2, seed: 1 },
+      dataset: data("plane", 200, 0),
       layers: layers(2, 8, "linear", { units: 1, activation: "linear" }),
       loss: "mse",
       init: "normal",
-      optimizer: { name: "sgd", learning_rate: 100, momentum: 0.9, nesterov: false },
+      optimizer: sgd(100, 0.9),
       epochs: 20,
     },
   },
@@ -123,9 +130,9 @@ const RAW = [
     spec: {
       ...base,
       name: "gradcheck on gaussian blobs",
-      dataset: { name: "gaussian", samples: 300, noise: 0.1, test_fraction: 0.2, seed: 1 },
+      dataset: data("gaussian", 300, 0.1),
       layers: layers(2, 6, "tanh"),
-      optimizer: { name: "sgd", learning_rate: 0.1, momentum: 0.9, nesterov: false },
+      optimizer: sgd(0.1, 0.9),
       epochs: 30,
       gradcheck: true,
     },

@@ -2,10 +2,11 @@
 // panel on requestAnimationFrame (never per message; heavy panels at most a few times a second).
 
 import { Health, alertsHtml } from "./alerts.js";
-import { allEvents, ApiError, RunStream, runsApi } from "./api.js";
+import { allEvents, ApiError, controlsFor, RunStream, runsApi, TERMINAL } from "./api.js";
 import { BoundaryView } from "./boundary.js";
 import { Chart, fmt, History, layerColor, logSafe } from "./charts.js";
 import { REGRESSION } from "./datasets.js";
+import { esc } from "./dom.js";
 import { equationsHtml } from "./equations.js";
 import { factorHtml } from "./factor-view.js";
 import { boundaryGrid, forwardCost } from "./forward.js";
@@ -19,10 +20,7 @@ const MODEL_EVERY_MS = 3000; // weight snapshots fetched this often while runnin
 const DATA_POINTS = 2000; // the run's points drawn under the boundary (GET /data?max_points=)
 const BOUNDARY_SIZE = 40; // the worker's boundary grid
 const LIVE_BOUNDARY_MAX_COST = 4e7; // multiply-adds: compute the boundary from a snapshot up to this
-const TERMINAL = new Set(["finished", "failed", "canceled"]);
 const SEQ_LOG_MAX = 20_000; // seqs kept for the test hook (bounded; the stream counts gaps/duplicates anyway)
-
-const esc = (s) => String(s ?? "").replace(/[&<>"]/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;" })[c]);
 
 const TEMPLATE = `
 <header class="run-head">
@@ -225,7 +223,6 @@ export class RunView {
     });
     this.root.querySelectorAll("[data-op]").forEach((b) => b.addEventListener("click", () => this.control(b.dataset.op)));
     this.root.querySelectorAll("[data-export]").forEach((b) => b.addEventListener("click", () => this.exportData(b.dataset.export)));
-    this.stepsPerEpoch = null;
     this.applyRun(this.run);
     this.dirty = { charts: true, net: true, slow: true, boundary: true };
   }
@@ -324,16 +321,10 @@ export class RunView {
     $("step-counter").textContent = stepNow ? String(stepNow) : p.steps ? "0" : "–";
     $("step-counter").title = p.steps ? `of ${p.steps} steps` : "";
     $("epoch-counter").textContent = p.epoch != null ? `${p.epoch}/${p.epochs ?? "?"}` : "–";
-    const active = !TERMINAL.has(status);
-    const set = (op, on) => {
+    for (const [op, on] of Object.entries(controlsFor(status))) {
       const b = this.root.querySelector(`[data-op="${op}"]`);
       if (b) b.disabled = !on;
-    };
-    set("pause", status === "running" || status === "queued");
-    set("resume", status === "paused");
-    set("step", status === "paused");
-    set("cancel", active);
-    if (!this.stepsPerEpoch && this.spe()) this.stepsPerEpoch = this.spe();
+    }
     if (!this.model && !this.modelLoading && performance.now() - this.lastModel >= MODEL_EVERY_MS) this.wantModel();
   }
 
@@ -392,7 +383,7 @@ export class RunView {
     try {
       d = await runsApi.data(this.runId, DATA_POINTS);
     } catch (err) {
-      if (!this.closed) legend.textContent = `points unavailable: ${typeof err.detail === "string" ? err.detail : err.message}`;
+      if (!this.closed) legend.textContent = `points unavailable: ${err.message}`;
       return;
     }
     if (this.closed) return;
@@ -467,7 +458,7 @@ export class RunView {
       this.refresh();
       this.onChanged?.();
     } catch (err) {
-      msg.textContent = `${op}: ${typeof err.detail === "string" ? err.detail : err.message}`;
+      msg.textContent = `${op}: ${err.message}`;
     }
   }
 
@@ -499,7 +490,7 @@ export class RunView {
       setTimeout(() => URL.revokeObjectURL(a.href), 10_000);
       msg.textContent = `saved ${name}`;
     } catch (err) {
-      msg.textContent = `export: ${typeof err.detail === "string" ? err.detail : err.message}`;
+      msg.textContent = `export: ${err.message}`;
     }
   }
 

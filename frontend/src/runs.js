@@ -1,11 +1,10 @@
 // The run list: status, progress, queue position, live metrics and controls, polled from GET /api/runs.
 // Items are updated in place (keyed by run id) so focus and hover survive a refresh.
 
-import { runsApi } from "./api.js";
+import { controlsFor, runsApi } from "./api.js";
 import { fmt } from "./charts.js";
+import { esc } from "./dom.js";
 
-const TERMINAL = new Set(["finished", "failed", "canceled"]);
-const esc = (s) => String(s ?? "").replace(/[&<>"]/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;" })[c]);
 
 export class RunList {
   constructor(root, { onOpen, onCompare, onDeleted }) {
@@ -129,15 +128,9 @@ export class RunList {
     if (m.test_accuracy != null) parts.push(`acc ${(100 * m.test_accuracy).toFixed(1)}%`);
     if (run.error) parts.push(`<span class="err">${esc(run.error.type)}</span>`);
     li.querySelector(".run-metrics").innerHTML = parts.join(" · ");
-    const active = !TERMINAL.has(run.status);
-    const show = (op, on) => {
+    for (const [op, on] of Object.entries({ ...controlsFor(run.status), delete: true })) {
       li.querySelector(`[data-op="${op}"]`).hidden = !on;
-    };
-    show("pause", run.status === "running" || run.status === "queued");
-    show("resume", run.status === "paused");
-    show("step", run.status === "paused");
-    show("cancel", active);
-    show("delete", true);
+    }
   }
 
   async click(e) {
@@ -163,7 +156,7 @@ export class RunList {
       }
       this.refresh();
     } catch (err) {
-      this.msg.textContent = `${op}: ${typeof err.detail === "string" ? err.detail : err.message}`;
+      this.msg.textContent = `${op}: ${err.message}`;
     }
   }
 
