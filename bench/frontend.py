@@ -37,17 +37,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from app.launcher import free_port, redis_argv  # noqa: E402
+from tests.browser.chromium import CHROMIUM  # noqa: E402
+from tests.browser.chromium import CHROMIUM_ARGS as TEST_CHROMIUM_ARGS  # noqa: E402
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--enable-precise-memory-info",
-]
+CHROMIUM_ARGS = [*TEST_CHROMIUM_ARGS, "--enable-precise-memory-info"]  # the heap figures need it
 
 
 def wait_port(port: int, timeout: float = 30) -> None:

@@ -71,6 +71,19 @@ def wait_for_port(port: int, timeout: float, proc: subprocess.Popen | None = Non
     raise RuntimeError(f"nothing listening on port {port} after {timeout} s")
 
 
+def stop_all(procs: list[subprocess.Popen]) -> None:
+    """SIGTERM every live process, then wait for each; SIGKILL one that takes over 15 s."""
+    live = [proc for proc in procs if proc.poll() is None]
+    for proc in live:
+        proc.terminate()
+    for proc in live:
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 class Stack:
     """redis-server, `deltaboard serve` and (on demand) `deltaboard worker` processes on free ports."""
 
@@ -126,24 +139,13 @@ class Stack:
         print(f"  (health never reported {n} workers; going on)")
 
     def stop_workers(self) -> None:
-        for proc in self.workers:
-            proc.terminate()
-        for proc in self.workers:
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        stop_all(self.workers)
         self.workers.clear()
 
     def stop(self) -> None:
         self.stop_workers()
-        for proc in reversed(self.procs):
-            if proc.poll() is None:
-                proc.terminate()
-                try:
-                    proc.wait(timeout=15)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
+        for proc in reversed(self.procs):  # one at a time: serve before the redis-server it writes to
+            stop_all([proc])
         self.tmp.cleanup()
 
     def log_tail(self, name: str, lines: int = 20) -> str:

@@ -210,7 +210,6 @@ def test_failed_run_ends_with_the_diverged_error():
 
 
 def test_gradcheck_event_comes_second():
-    pytest.importorskip("worker.nn.gradcheck")
     s = spec(gradcheck=True)
     events = run(s)
     by_type = check_events(events, s)

@@ -107,6 +107,7 @@ def test_gradcheck_leaves_a_float32_net_untouched_and_checks_it_in_float64():
     before = [W.copy() for W in net.weights] + [b.copy() for b in net.biases]
     X, Y = make_batch("cross_entropy", units=2)
     report = check_gradients(net, X, Y)
+    assert [r["layer"] for r in report] == [1, 2]
     assert all(r["rel_error_W"] <= TOL and r["rel_error_b"] <= TOL for r in report)
     assert all(isinstance(r["rel_error_W"], float) for r in report)
     after = net.weights + net.biases

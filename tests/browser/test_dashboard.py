@@ -9,11 +9,14 @@ import io
 import json
 import re
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 pytestmark = pytest.mark.browser
+
+ROOT = Path(__file__).resolve().parents[2]
 
 # Pixels drawn on a canvas (or every canvas inside an element): `drawn` = not blank/white,
 # `colored` = clearly coloured (series, heatmaps, nodes), not grey axes or text.
@@ -323,7 +326,7 @@ def test_link_reproduces_view_and_spec_and_exports(page, server, tmp_path):
 
 
 def test_health_alerts_for_a_vanishing_sigmoid_net(page, server, artifacts):
-    spec = json.loads((server_root() / "examples" / "sigmoid_vanishing.json").read_text())
+    spec = json.loads((ROOT / "examples" / "sigmoid_vanishing.json").read_text())
     spec["epochs"] = 8
     run = server.create_run(spec)
     server.wait_status(run["id"], {"finished"})
@@ -360,9 +363,3 @@ def test_token_prompt_on_401_keeps_the_token(token_page, token_server):
     page.locator(f'[data-testid=run-list] [data-run-id="{run["id"]}"]').wait_for()
     assert page.get_by_test_id("token-input").is_hidden()
     page.wait_for_function("() => window.__deltaboard.streamStats()?.events >= 1")
-
-
-def server_root():
-    from pathlib import Path
-
-    return Path(__file__).resolve().parents[2]

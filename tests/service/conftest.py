@@ -6,10 +6,12 @@
 - `serve`: a real `deltaboard serve` subprocess on a free port; returns its base URL.
 - `start_worker`: start a real `deltaboard worker` subprocess (`start_worker(**env)`); killed at teardown.
 - `stream_kit`: the websocket tests' helpers module (stream_support.py).
-Plain helpers (`tiny_spec`, `long_spec`, `create_run`, `wait_status`, `wait_for`, `all_events`, `free_port`)
+Plain helpers (`tiny_spec`, `long_spec`, `create_run`, `wait_status`, `wait_for`, `all_events`, `free_port`,
+`stop_process`)
 live in service_support.py: `from service_support import ...` works whether or not tests are a package.
 """
 
+import itertools
 import os
 import signal
 import subprocess
@@ -27,7 +29,7 @@ from worker.jobs import DeltaboardWorker, JSONSerializer, make_queue
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # `import service_support`, package or not
 
-from service_support import ROOT, free_port, wait_for
+from service_support import ROOT, free_port, stop_process, wait_for
 
 
 @pytest.fixture
@@ -67,56 +69,47 @@ def _env(redis_url: str, **extra) -> dict[str, str]:
     return env
 
 
-def _stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
 @pytest.fixture
-def start_worker(redis_url, tmp_path):
-    """start_worker(**settings) -> Popen of `deltaboard worker`; settings become DELTABOARD_* env vars."""
+def _spawn(redis_url, tmp_path):
+    """spawn(args, log_name, **settings) -> Popen of `python -m app.cli <args>`, output in tmp_path/log_name;
+    every process still running at teardown is stopped."""
     procs: list[subprocess.Popen] = []
 
-    def start(**extra) -> subprocess.Popen:
-        log = open(tmp_path / f"worker-{len(procs)}.log", "wb")  # noqa: SIM115
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "app.cli", "worker"],
-            env=_env(redis_url, **extra),
-            cwd=ROOT,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        log.close()
+    def spawn(args: list[str], log_name: str, **extra) -> subprocess.Popen:
+        with open(tmp_path / log_name, "wb") as log:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "app.cli", *args],
+                env=_env(redis_url, **extra),
+                cwd=ROOT,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
         procs.append(proc)
         return proc
 
-    yield start
+    yield spawn
     for proc in procs:
-        _stop(proc)
+        stop_process(proc)
 
 
 @pytest.fixture
-def serve(redis_conn, redis_url, tmp_path):
+def start_worker(_spawn):
+    """start_worker(**settings) -> Popen of `deltaboard worker`; settings become DELTABOARD_* env vars."""
+    numbers = itertools.count()
+
+    def start(**extra) -> subprocess.Popen:
+        return _spawn(["worker"], f"worker-{next(numbers)}.log", **extra)
+
+    return start
+
+
+@pytest.fixture
+def serve(redis_conn, _spawn, tmp_path):
     """serve(**settings) -> base URL of a real `deltaboard serve` (uvicorn) on a free port."""
-    procs: list[subprocess.Popen] = []
 
     def start(**extra) -> str:
         port = free_port()
-        log = open(tmp_path / f"serve-{port}.log", "wb")  # noqa: SIM115
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "app.cli", "serve", "--port", str(port)],
-            env=_env(redis_url, **extra),
-            cwd=ROOT,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        log.close()
-        procs.append(proc)
+        proc = _spawn(["serve", "--port", str(port)], f"serve-{port}.log", **extra)
         base = f"http://127.0.0.1:{port}"
 
         def healthy():
@@ -129,9 +122,7 @@ def serve(redis_conn, redis_url, tmp_path):
         wait_for(healthy, what="deltaboard serve to answer")
         return base
 
-    yield start
-    for proc in procs:
-        _stop(proc)
+    return start
 
 
 @pytest.fixture

@@ -94,3 +94,14 @@ def start_redis_server(port: int, data_dir: Path) -> subprocess.Popen:
     wait_for(answers, 10, f"redis-server on port {port}")
     assert proc.poll() is None, f"redis-server on port {port} exited with {proc.returncode}"
     return proc
+
+
+def stop_process(proc: subprocess.Popen, timeout: float = 15) -> None:
+    """SIGTERM `proc` if it still runs; SIGKILL it if it has not exited after `timeout` seconds."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

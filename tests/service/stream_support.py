@@ -9,11 +9,10 @@
 - `wait_for_subscribers`, `wait_for_no_readers`: poll the server's RelayHub (bounded).
 """
 
-import asyncio as asyncio
-import contextlib as contextlib
-import socket as socket
-import types as types
-import uuid as uuid
+import asyncio
+import contextlib
+import socket
+import uuid
 
 
 @contextlib.asynccontextmanager

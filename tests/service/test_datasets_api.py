@@ -59,7 +59,8 @@ def test_upload_a_csv_and_train_on_it(client, work):
     assert run["status"] == "finished", run["error"]
     assert run["progress"]["steps"] == 3 * 3  # 30 training rows in batches of 10, 3 epochs
     events = all_events(client, run["id"])
-    assert not any("boundary" in e for e in events if e["type"] == "epoch")  # 3-D input: no boundary
+    epochs = [e for e in events if e["type"] == "epoch"]
+    assert len(epochs) == 3 and not any("boundary" in e for e in epochs)  # 3-D input: no boundary
     with np.load(io.BytesIO(client.get(f"/api/runs/{run['id']}/model").content)) as npz:
         assert npz["W1"].shape == (4, 3)
 
