@@ -7,6 +7,7 @@ from fastapi import Depends, Request
 from redis.asyncio import Redis
 
 from app.runs import RunService
+from app.security import bearer_token
 from app.settings import Settings, get_settings
 
 
@@ -21,8 +22,7 @@ def get_runs(request: Request) -> RunService:
 def client_id(request: Request) -> str:
     """Who is asking, for per-client limits: a digest of the bearer token if there is one, else the IP.
     (The token itself is never stored.)"""
-    auth = request.headers.get("authorization", "")
-    token = auth[7:].strip() if auth[:7].lower() == "bearer " else ""
+    token = bearer_token(request.headers.get("authorization"))
     if token:
         return "token:" + hashlib.sha256(token.encode()).hexdigest()[:32]
     return "ip:" + (request.client.host if request.client else "unknown")

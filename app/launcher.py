@@ -207,7 +207,8 @@ def _redis_ping(url: str) -> bool:
     import redis
 
     try:
-        return bool(redis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=1).ping())
+        with redis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=1) as r:  # closed each probe
+            return bool(r.ping())
     except redis.RedisError:
         return False
 

@@ -34,14 +34,30 @@ log = logging.getLogger("deltaboard.relay")
 # Why a subscription stopped receiving: the run ended (terminal status read), the run was deleted,
 # Redis failed, the client fell `limit` events behind, or the server is shutting down.
 ENDED, GONE, ERROR, OVERFLOW, SHUTDOWN = "ended", "gone", "error", "overflow", "shutdown"
+_HEAD = 64  # chars of an event's text that hold `{"seq":<n>,"type":"<type>"`
 
 
 def is_terminal(text: str) -> bool:
-    """Whether an event's JSON text is the run's terminal `status` event."""
-    if '"type":"status"' not in text:  # the store's compact encoding; cheap pre-filter
+    """Whether an event's JSON text is the run's terminal `status` event.
+
+    Called for every event (by the reader, and by each client's sender), so it looks only at the head:
+    the store's compact encoding puts `"type"` right after `"seq"` (`store.decode_entry`, `new_event`).
+    """
+    head = text[:_HEAD]
+    if '"type":"status"' not in (head if '"type":' in head else text):  # cheap pre-filter
         return False
     event = json.loads(text)
     return event.get("type") == "status" and event.get("status") in store.TERMINAL
+
+
+def run_state(status: bytes | None, last_seq: bytes | None, seen: int) -> str | None:
+    """From a run hash's `status` and `last_seq`: GONE when the run does not exist, ENDED when it has
+    ended and `seen` is (at least) its last seq, None while there is more to read."""
+    if status is None:
+        return GONE
+    if status.decode() in store.TERMINAL and seen >= int(last_seq or 0):
+        return ENDED
+    return None
 
 
 class Subscription:
@@ -199,25 +215,23 @@ class RelayHub:
                     break
                 if not reply:
                     run_key = store.run_key(reader.run_id)
-                    status, last_seq = await self._retrying(self.redis.hmget, run_key, "status", "last_seq")
-                    if status is None:
-                        self._stop(reader, GONE)
-                        return
-                    if status.decode() in store.TERMINAL and reader.last >= int(last_seq or 0):
-                        self._stop(reader, ENDED)
+                    fields = await self._retrying(self.redis.hmget, run_key, "status", "last_seq")
+                    state = run_state(*fields, reader.last)
+                    if state is not None:
+                        self._stop(reader, state)
                         return
                     continue
+                subs = list(reader.subs)  # no await below: the set cannot change during the fan-out
                 for _key, entries in reply:
                     for entry_id, fields in entries:
                         seq, text = store.decode_entry(entry_id, fields)
                         reader.last = seq
-                        for sub in list(reader.subs):
-                            sub.push(seq, text)
-                            if sub.end is not None:
-                                reader.subs.discard(sub)
+                        for sub in subs:
+                            sub.push(seq, text)  # a no-op once the sub has ended (cut off)
                         if is_terminal(text):
                             self._stop(reader, ENDED)
                             return
+                reader.subs.difference_update([sub for sub in subs if sub.end is not None])
             self._stop(reader, ENDED)
         except asyncio.CancelledError:
             self._stop(reader, SHUTDOWN)

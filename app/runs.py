@@ -167,13 +167,23 @@ class RunService:
         if not raw:
             raise run_not_found()
         run = store.decode_run(run_id, raw)
-        run["queue_position"] = await self.queue_position(run_id) if run["status"] == "queued" else None
+        await self._set_queue_positions([run])
         return run
 
-    async def queue_position(self, run_id: str) -> int:
-        """1 = the next run a worker takes; 0 = already taken, about to start."""
-        index = await self.r.lpos(self.queue.key, run_id)
-        return 0 if index is None else index + 1
+    async def _set_queue_positions(self, runs: list[dict[str, Any]]) -> None:
+        """Set each run's queue_position (one round trip for all the queued ones): 1 = the next run a
+        worker takes; 0 = already taken, about to start; None when not queued."""
+        queued = [run for run in runs if run["status"] == "queued"]
+        for run in runs:
+            run["queue_position"] = None
+        if not queued:
+            return
+        async with self.r.pipeline(transaction=False) as pipe:
+            for run in queued:
+                pipe.lpos(self.queue.key, run["id"])
+            indexes = await pipe.execute()
+        for run, index in zip(queued, indexes, strict=True):
+            run["queue_position"] = 0 if index is None else index + 1
 
     async def status(self, run_id: str) -> str:
         status = await self.r.hget(store.run_key(run_id), "status")
@@ -203,10 +213,7 @@ class RunService:
                     runs.append(store.decode_run(last[1], raw))
                     if len(runs) == limit:
                         break
-        for run in runs:
-            run["queue_position"] = (
-                await self.queue_position(run["id"]) if run["status"] == "queued" else None
-            )
+        await self._set_queue_positions(runs)
         more = not exhausted and last is not None and await self.r.zcard(store.RUNS) > rank
         return {"runs": runs, "next_cursor": f"{last[0]!r}:{last[1]}" if more else None}
 
@@ -230,17 +237,22 @@ class RunService:
 
     async def events(self, run_id: str, after: int, limit: int) -> list[str]:
         """The JSON texts of the run's events with seq > after, oldest first."""
-        if not await self.r.exists(store.run_key(run_id)):
-            raise run_not_found()
         start = f"({store.entry_id(after)}" if after > 0 else "-"
-        entries = await self.r.xrange(store.events_key(run_id), min=start, max="+", count=limit)
+        async with self.r.pipeline(transaction=False) as pipe:
+            pipe.exists(store.run_key(run_id))
+            pipe.xrange(store.events_key(run_id), min=start, max="+", count=limit)
+            exists, entries = await pipe.execute()
+        if not exists:
+            raise run_not_found()
         return [store.decode_entry(entry_id, fields)[1] for entry_id, fields in entries]
 
     async def data(self, run_id: str, max_points: int) -> dict[str, Any]:
         """The run's train and test points (at most max_points in all; the split is already shuffled,
         so a prefix of each is a fair sample), for drawing them under the decision boundary."""
-        run = await self.get(run_id)
-        spec = RunSpec.model_validate(run["spec"])
+        spec_json = await self.r.hget(store.run_key(run_id), "spec")
+        if spec_json is None:
+            raise run_not_found()
+        spec = RunSpec.model_validate(json.loads(spec_json))
         stored = None
         if spec.dataset.name.startswith("upload:"):
             key = store.dataset_key(spec.dataset.name.split(":", 1)[1])
@@ -274,11 +286,17 @@ class RunService:
     async def model(self, run_id: str) -> tuple[bytes, ModelInfo]:
         """The run's latest weights (.npz bytes) and which step they are from: a snapshot while the run
         is active, its final weights once it finished or was canceled. 404 when there are none (yet)."""
+        data, info, _ = await self._read_model(run_id)
+        return data, info
+
+    async def _read_model(self, run_id: str, *fields: str) -> tuple[bytes, ModelInfo, list]:
+        """`model`, plus the values of more hash `fields`, read in the same transaction."""
         async with self.r.pipeline(transaction=True) as pipe:  # the bytes and their step, from one moment
-            pipe.hmget(store.run_key(run_id), *MODEL_FIELDS)
+            pipe.hmget(store.run_key(run_id), *MODEL_FIELDS, *fields)
             pipe.get(store.model_key(run_id))
             raw, data = await pipe.execute()
-        return data, self._model_info(run_id, raw, has_model=data is not None)
+        n = len(MODEL_FIELDS)
+        return data, self._model_info(run_id, raw[:n], has_model=data is not None), raw[n:]
 
     @staticmethod
     def _model_info(run_id: str, raw: list, has_model: bool = True) -> ModelInfo:
@@ -309,10 +327,7 @@ class RunService:
         self, run_id: str, inputs: list[list[float]]
     ) -> tuple[list[list[float | None]], ModelInfo]:
         """The outputs of the run's latest weights (see `model`) for rows of inputs, and which those are."""
-        spec_json = await self.r.hget(store.run_key(run_id), "spec")
-        if spec_json is None:
-            raise run_not_found()
-        data, info = await self.model(run_id)
+        data, info, (spec_json,) = await self._read_model(run_id, "spec")
         arrays = store.load_npz(data)
         spec = json.loads(spec_json)
         L = len(spec["layers"])

@@ -70,12 +70,16 @@ def _header(scope: Scope, name: bytes) -> str | None:
     return None
 
 
+def bearer_token(authorization: str | None) -> str | None:
+    """The token of an `Authorization: Bearer <token>` header value, else None."""
+    if authorization and authorization[:7].lower() == "bearer ":
+        return authorization[7:].strip()
+    return None
+
+
 def _bearer_ok(scope: Scope, token: str, allow_query: bool) -> bool:
-    given = None
-    auth = _header(scope, b"authorization")
-    if auth and auth[:7].lower() == "bearer ":
-        given = auth[7:].strip()
-    elif allow_query:
+    given = bearer_token(_header(scope, b"authorization"))
+    if given is None and allow_query:
         query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1")))
         given = query.get("token")
     return given is not None and secrets.compare_digest(given.encode(), token.encode())

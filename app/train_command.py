@@ -23,6 +23,7 @@ from pydantic import ValidationError
 from worker.nn.datasets import make_dataset
 from worker.nn.spec import RunSpec
 from worker.nn.training import Training, stamp
+from worker.store import encode_event
 
 
 class BadInput(Exception):
@@ -132,7 +133,7 @@ def run(training: Training, run_id: str, sink, quiet: bool) -> tuple[dict | None
 
         for event in stamp(training.events(before_step), run_id):
             if sink is not None:
-                sink.write(json.dumps(event, allow_nan=False, separators=(",", ":")) + "\n")
+                sink.write(encode_event(event) + "\n")
             if event["type"] == "step":
                 last_step = event
             elif event["type"] == "epoch":

@@ -133,10 +133,12 @@ async def upload_dataset(
 @router.delete("/{dataset_id}", status_code=204, responses={404: {"description": "Dataset not found"}})
 async def delete_dataset(dataset_id: str, r: RedisDep) -> Response:
     """Remove an uploaded dataset (runs already queued with it then fail with error type `dataset`)."""
-    if not store.ID.match(dataset_id) or not await r.exists(store.dataset_key(dataset_id)):
+    if not store.ID.match(dataset_id):
         raise NotFound("Dataset not found")
     async with r.pipeline(transaction=True) as pipe:
         pipe.delete(store.dataset_key(dataset_id))
         pipe.zrem(store.DATASETS, dataset_id)
-        await pipe.execute()
+        deleted, _ = await pipe.execute()
+    if not deleted:
+        raise NotFound("Dataset not found")
     return Response(status_code=204)

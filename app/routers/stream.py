@@ -11,14 +11,13 @@ The socket is always accepted before it is closed, so browsers see the code.
 import asyncio
 import contextlib
 import logging
-from typing import Annotated
 
-from fastapi import APIRouter, Depends, WebSocket, WebSocketDisconnect
+from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from redis.exceptions import RedisError
 
 from app import relay
+from app.deps import SettingsDep
 from app.security import websocket_allowed
-from app.settings import Settings, get_settings
 from worker import store
 
 router = APIRouter(prefix="/api/runs", tags=["stream"])
@@ -82,10 +81,11 @@ class EventSender:
         """Stream until the run ends or the relay stops feeding `sub`: the close code and reason,
         or None when the client went away."""
         try:
-            status, last_seq = await self.redis("hmget", store.run_key(self.run_id), "status", "last_seq")
-            if status is None:
+            fields = await self.redis("hmget", store.run_key(self.run_id), "status", "last_seq")
+            state = relay.run_state(*fields, self.last)
+            if state == relay.GONE:
                 return 4404, "Run not found"
-            if status.decode() in store.TERMINAL and self.last >= int(last_seq or 0):
+            if state == relay.ENDED:
                 return 1000, "Run ended"
             await self.fill()  # the backlog, paced by the socket; nothing is buffered for us yet
             self.hub.subscribe(sub, self.last)
@@ -126,9 +126,7 @@ async def _close(websocket: WebSocket, code: int, reason: str) -> None:
 
 
 @router.websocket("/{run_id}/stream")
-async def stream_run(
-    websocket: WebSocket, run_id: str, settings: Annotated[Settings, Depends(get_settings)]
-) -> None:
+async def stream_run(websocket: WebSocket, run_id: str, settings: SettingsDep) -> None:
     await websocket.accept()
     refused = websocket_allowed(websocket, settings)
     if refused is not None:
