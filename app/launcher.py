@@ -62,15 +62,12 @@ def worker_command(args) -> int:
 
     from app.settings import get_settings
     from worker import jobs
-    from worker.reaper import reap
 
     settings = get_settings()
     log = logging.getLogger("deltaboard.worker")
     connection = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=5, health_check_interval=30)
     stopping = threading.Event()
-    threading.Thread(
-        target=_reaper_thread, args=(settings, stopping, reap, log), name="reaper", daemon=True
-    ).start()
+    threading.Thread(target=_reaper_thread, args=(settings, stopping), name="reaper", daemon=True).start()
     wait = 1.0
     try:
         while not stopping.is_set():
@@ -98,17 +95,14 @@ def worker_command(args) -> int:
     return 0
 
 
-def _reaper_thread(settings, stopping: threading.Event, reap, log) -> None:
+def _reaper_thread(settings, stopping: threading.Event) -> None:
     import redis
+
+    from worker.reaper import reap_quietly
 
     r = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=5, socket_timeout=10)
     while True:
-        try:
-            reap(r)
-        except redis.RedisError as exc:
-            log.debug("reaper: Redis unavailable: %r", exc)
-        except Exception:
-            log.exception("reaper failed")
+        reap_quietly(r)
         if stopping.wait(settings.reaper_interval):
             return
 

@@ -39,7 +39,7 @@ from worker.nn.datasets import BUILTIN, DatasetInfo
 from worker.nn.limits import LIMITS
 from worker.nn.network import Network
 from worker.nn.spec import RunSpec
-from worker.reaper import reap
+from worker.reaper import reap_quietly
 
 log = logging.getLogger("deltaboard.runs")
 
@@ -432,10 +432,5 @@ class RunService:
 async def reaper_loop(r_sync: redis.Redis, interval: float) -> None:
     """Fail runs whose worker died (worker/reaper.py), every `interval` seconds, forever."""
     while True:
-        try:
-            await asyncio.to_thread(reap, r_sync)
-        except redis.RedisError as exc:
-            log.debug("reaper: Redis unavailable: %r", exc)
-        except Exception:
-            log.exception("reaper failed")
+        await asyncio.to_thread(reap_quietly, r_sync)
         await asyncio.sleep(interval)

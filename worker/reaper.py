@@ -44,3 +44,15 @@ def reap(r: redis.Redis) -> list[str]:
             continue
         r.srem(store.CLAIMED, run_id)  # reaped now, or already ended ('finished', ...) or deleted ('')
     return reaped
+
+
+def reap_quietly(r: redis.Redis) -> list[str]:
+    """reap() for the periodic loops of the API and the workers: Redis being down is expected and logged
+    at debug level, anything else is logged; neither stops the loop."""
+    try:
+        return reap(r)
+    except redis.RedisError as exc:
+        log.debug("reaper: Redis unavailable: %r", exc)
+    except Exception:
+        log.exception("reaper failed")
+    return []
