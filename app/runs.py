@@ -125,7 +125,7 @@ class RunService:
         name = spec.dataset.name
         if name in BUILTIN:
             return BUILTIN[name][0], spec.dataset.samples
-        raw_info, rows = await self.r.hmget(store.dataset_key(name.split(":", 1)[1]), "info", "rows")
+        raw_info, rows = await self.r.hmget(store.upload_key(name), "info", "rows")
         if raw_info is None:
             raise RequestValidationError(
                 [
@@ -253,10 +253,8 @@ class RunService:
         if spec_json is None:
             raise run_not_found()
         spec = RunSpec.model_validate(json.loads(spec_json))
-        stored = None
-        if spec.dataset.name.startswith("upload:"):
-            key = store.dataset_key(spec.dataset.name.split(":", 1)[1])
-            stored = await self.r.hmget(key, "info", "arrays")
+        key = store.upload_key(spec.dataset.name)
+        stored = await self.r.hmget(key, "info", "arrays") if key else None
         try:
             data = await asyncio.to_thread(build_dataset, spec, stored)
         except LookupError as e:

@@ -190,10 +190,8 @@ class RunJob:
         return self.end("finished")
 
     def dataset(self, spec: RunSpec):
-        name = spec.dataset.name
-        stored = None
-        if name.startswith("upload:"):
-            stored = self.r.hmget(store.dataset_key(name.split(":", 1)[1]), "info", "arrays")
+        key = store.upload_key(spec.dataset.name)
+        stored = self.r.hmget(key, "info", "arrays") if key else None
         try:
             return build_dataset(spec, stored)
         except LookupError as e:

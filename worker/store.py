@@ -67,6 +67,11 @@ def dataset_key(dataset_id: str) -> str:
     return f"{PREFIX}dataset:{dataset_id}"
 
 
+def upload_key(dataset_name: str) -> str | None:
+    """The dataset hash behind a spec's dataset name 'upload:<id>'; None for a built-in dataset."""
+    return dataset_key(dataset_name.split(":", 1)[1]) if dataset_name.startswith("upload:") else None
+
+
 def client_key(client: str) -> str:
     return f"{PREFIX}client:{client}:runs"
 
