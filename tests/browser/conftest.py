@@ -64,6 +64,17 @@ class Server:
                 raise AssertionError(f"run {run_id} still {run['status']}, wanted {statuses}")
             time.sleep(0.2)
 
+    def cancel_active(self) -> list[str]:
+        """Cancel every queued, running or paused run (so a failed test cannot leave the one worker
+        blocked on a paused run and starve the next tests). Returns the ids it canceled."""
+        ids = []
+        for status in ("paused", "running", "queued"):
+            for run in self.get(f"/api/runs?status={status}&limit=100")["runs"]:
+                with contextlib.suppress(urllib.error.HTTPError):  # it may have ended meanwhile
+                    self.post(f"/api/runs/{run['id']}/cancel")
+                    ids.append(run["id"])
+        return ids
+
     def events(self, run_id: str) -> list[dict]:
         out, after = [], 0
         while True:
@@ -164,11 +175,26 @@ def browser():
         b.close()
 
 
-def _page(browser, base: str):
+PAGE_STATE_JS = """() => {
+  const d = window.__deltaboard;
+  if (!d) return null;
+  const text = (id) => document.querySelector(`[data-testid="${id}"]`)?.textContent ?? null;
+  return {
+    hash: location.hash, model: d.model(), boundaryLabel: d.boundaryLabel(),
+    boundaryPoints: d.boundaryPoints(), stream: d.streamStats(), lastStep: d.lastStep()?.step ?? null,
+    status: text("run-status"),
+    runMsg: text("run-msg"), points: text("boundary-points"), caption: text("boundary-caption"),
+  };
+}"""
+
+
+def _page(browser, base: str, request):
     context = browser.new_context(viewport={"width": 1280, "height": 800}, accept_downloads=True)
     pg = context.new_page()
     errors: list[str] = []
     expected: list[re.Pattern] = []
+    log: list[str] = []  # every console message, printed when the test fails
+    pg.on("console", lambda m: log.append(f"{time.strftime('%X')} {m.type}: {m.text}"))
     pg.on("console", lambda m: errors.append(f"console: {m.text}") if m.type == "error" else None)
     pg.on("pageerror", lambda e: errors.append(f"pageerror: {e}"))
     pg.on("dialog", lambda d: d.accept())  # confirm() on delete
@@ -176,21 +202,37 @@ def _page(browser, base: str):
     pg.console_errors = errors
     pg.base = base
     yield pg
+    report = getattr(request.node, "rep_call", None)
+    if report is not None and report.failed:
+        with contextlib.suppress(Exception):
+            print("page state at failure:", json.dumps(pg.evaluate(PAGE_STATE_JS), default=str))
+        print("console:", *log[-60:], sep="\n  ")
     context.close()
     unexpected = [e for e in errors if not any(p.search(e) for p in expected)]
     assert unexpected == [], f"errors in the page: {unexpected}"
 
 
-@pytest.fixture
-def page(browser, server):
-    """A fresh 1280×800 page; console and page errors fail the test unless expected."""
-    yield from _page(browser, server.base)
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item, call):
+    """Keep the call phase's report on the item, so fixtures can tell in teardown whether the test failed."""
+    report = yield
+    if report.when == "call":
+        item.rep_call = report
+    return report
 
 
 @pytest.fixture
-def token_page(browser, token_server):
+def page(browser, server, request):
+    """A fresh 1280×800 page; console and page errors fail the test unless expected. Afterwards the
+    runs the test left active are canceled, so the session's one worker is free for the next test."""
+    yield from _page(browser, server.base, request)
+    server.cancel_active()
+
+
+@pytest.fixture
+def token_page(browser, token_server, request):
     """As `page`, on the token-protected server."""
-    yield from _page(browser, token_server.base)
+    yield from _page(browser, token_server.base, request)
 
 
 @pytest.fixture(scope="session")
