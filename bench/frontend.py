@@ -127,10 +127,8 @@ class Writer(threading.Thread):
                 break
             payload = {k: v for k, v in event.items() if k != "type"}
             text = store.encode_event(store.new_event(self.run_id, event["type"], **payload))
-            fields = ["progress", json.dumps(training.progress), "metrics", json.dumps(training.metrics)]
-            if not append(
-                keys=[store.run_key(self.run_id), store.events_key(self.run_id)], args=[text, *fields]
-            ):
+            argv = store.append_args([text], progress=training.progress, metrics=training.metrics)
+            if not append(keys=[store.run_key(self.run_id), store.events_key(self.run_id)], args=argv):
                 break
             self.written += 1
         # As a worker does: store the model, then end the run.

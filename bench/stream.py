@@ -178,7 +178,8 @@ def write_events(redis_url: str, run_id: str, n: int, rate: float, pad: int, sta
         delay = start_at + i / rate - time.time()
         if delay > 0:
             time.sleep(delay)
-        append(keys=keys, args=[store.encode_event(store.new_event(run_id, "step", step=i, pad=filler))])
+        event = store.encode_event(store.new_event(run_id, "step", step=i, pad=filler))
+        append(keys=keys, args=store.append_args([event]))
     keys, argv = store.transition_args(run_id, "finished", store.ACTIVE)
     transition(keys=keys, args=argv)
     conn.close()
@@ -448,7 +449,7 @@ def main() -> None:
     p.add_argument("--per-client", type=int, default=20, help="runs each client creates per load in part 3")
     p.add_argument("--interval", type=float, default=0.5, help="seconds between one client's runs (part 3)")
     p.add_argument("--workers", type=int, default=1)
-    p.add_argument("--repeats", type=int, default=2, help="runs of each kind in part 4")
+    p.add_argument("--repeats", type=int, default=3, help="runs of each kind in part 4")
     args = p.parse_args()
     if args.url and not args.redis_url and set(args.parts.split(",")) & {"1", "2"}:
         p.error("--url with parts 1-2 needs --redis-url (the bench appends events to the server's Redis)")

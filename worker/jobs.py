@@ -8,7 +8,10 @@ RQ's JSON serializer. The job:
 3. moves the status through TRANSITION_LUA (queued -> running <-> paused -> finished | failed | canceled)
    and appends every other event with APPEND_LUA (run_id and time added here, seq by the script), keeping
    the run's `progress` and `metrics` current (on every epoch event, otherwise at most every
-   PROGRESS_INTERVAL s);
+   PROGRESS_INTERVAL s). While the run is running, events that come faster than one per FLUSH_INTERVAL
+   wait up to about that long and go in one round trip together (a fast run streams hundreds a second);
+   while stepping every event goes at once, and every status change first flushes what waits, so the
+   order is kept;
 4. obeys the run's control list between minibatches (`before_step`): while running it looks at the list,
    the run's status and renews the lease at most every CHECK_INTERVAL s of wall time, so a tiny fast net
    does not pay a Redis round trip per minibatch; `pause` moves to `paused` and blocks in BLPOP (waking
@@ -55,6 +58,7 @@ log = logging.getLogger("deltaboard.jobs")
 JOB_FUNC = "worker.jobs.train_run"
 CHECK_INTERVAL = 0.1  # s of wall time between looks at the control list (and lease renewals) while running
 PROGRESS_INTERVAL = 0.5  # s between progress writes on step events
+FLUSH_INTERVAL = 0.02  # s an event may wait to be appended together with the next ones
 PAUSE_POLL = 1.0  # s a paused run blocks in BLPOP before renewing its lease
 SNAPSHOT_INTERVAL = 2.0  # s of wall time between weight snapshots while running, at least
 SNAPSHOT_BUDGET = 0.02  # ... and a snapshot may cost at most this share of the time between two
@@ -142,6 +146,10 @@ class RunJob:
         self.steps_left = 0
         self.last_check = time.monotonic()
         self.last_progress = 0.0
+        self.pending: list[str] = []  # encoded events not appended yet, oldest first
+        self.last_flush = 0.0
+        self.last_step = 0.0  # when before_step last ran
+        self.progress_due = False  # an epoch event waits: write progress and metrics with it
         self.last_beat = 0.0
         self.next_snapshot = 0.0
         self.alarm_left = 0
@@ -201,6 +209,7 @@ class RunJob:
         """Move the run to a terminal status with its final progress and metrics (and model)."""
         if status in ("finished", "canceled") and self.training is not None:
             self.snapshot()  # the final weights, stored while the run is still active
+        self.flush(strict=False)  # what the run emitted before it ended, unless it is gone
         keys, argv = store.transition_args(self.run_id, status, store.ACTIVE, error, **self.state_fields())
         seq, current = self._transition(keys=keys, args=argv)
         if seq and status == "failed":
@@ -232,6 +241,7 @@ class RunJob:
         return {"progress": self.training.progress, "metrics": self.training.metrics}
 
     def transition(self, to: str, from_: tuple[str, ...]) -> None:
+        self.flush()
         keys, argv = store.transition_args(self.run_id, to, from_, **self.state_fields())
         seq, _ = self._transition(keys=keys, args=argv)
         if not seq:  # canceled or deleted meanwhile
@@ -244,13 +254,25 @@ class RunJob:
             text = store.encode_event(full)
         except ValueError:
             text = store.encode_event(_finite(full))
-        fields: list[str] = []
+        self.pending.append(text)
+        self.progress_due |= event["type"] == "epoch"
+        if self.mode != "running" or time.monotonic() - self.last_flush >= FLUSH_INTERVAL:
+            self.flush()
+
+    def flush(self, strict: bool = True) -> None:
+        """Append the pending events in one round trip, with the run's progress and metrics after an
+        epoch or when due. Raises Stop(None) if the run has ended or is gone (nothing written), unless
+        not `strict`."""
+        if not self.pending:
+            return
         now = time.monotonic()
-        if event["type"] == "epoch" or now - self.last_progress >= PROGRESS_INTERVAL:
-            self.last_progress = now
-            for name, value in self.state_fields().items():
-                fields += [name, json.dumps(value)]
-        if not self._append(keys=self.keys, args=[text, *fields]):
+        fields = {}
+        if self.progress_due or now - self.last_progress >= PROGRESS_INTERVAL:
+            self.last_progress, self.progress_due = now, False
+            fields = self.state_fields()
+        events, self.pending = self.pending, []
+        self.last_flush = now
+        if not self._append(keys=self.keys, args=store.append_args(events, **fields)) and strict:
             raise Stop(None)
 
     # -- controls ----------------------------------------------------------------------------------
@@ -259,7 +281,13 @@ class RunJob:
         """Called before every minibatch: obey controls; True forces this minibatch's step event."""
         if self.mode == "stepping" and self.steps_left == 0:  # the requested steps are done
             self.pause()
-        if self.mode == "stepping" or time.monotonic() - self.last_check >= CHECK_INTERVAL:
+        now = time.monotonic()
+        # Waiting events go now if they have waited long enough, or if minibatches are slow (then the
+        # next one would hold them back for longer than FLUSH_INTERVAL).
+        if self.pending and now - min(self.last_flush, self.last_step) >= FLUSH_INTERVAL:
+            self.flush()
+        self.last_step = now
+        if self.mode == "stepping" or now - self.last_check >= CHECK_INTERVAL:
             self.check()
         if self.mode == "paused":
             self.wait_paused()

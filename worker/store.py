@@ -108,14 +108,19 @@ def new_event(run_id: str, type_: str, **payload: Any) -> dict[str, Any]:
     return {"type": type_, "run_id": run_id, "time": time.time(), **payload}
 
 
-# KEYS: run hash, events stream. ARGV: event JSON, then optional field/value pairs to set on the run hash.
-# Returns the new seq, or 0 if the run is gone or ended (nothing written).
+# KEYS: run hash, events stream. ARGV: n, then n event JSONs (oldest first), then optional field/value pairs
+# to set on the run hash (see append_args). Returns the last new seq, or 0 if the run is gone or ended
+# (nothing written).
 APPEND_LUA = """
 local st = redis.call('HGET', KEYS[1], 'status')
 if (not st) or st == 'finished' or st == 'failed' or st == 'canceled' then return 0 end
-for i = 2, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
-local seq = redis.call('HINCRBY', KEYS[1], 'last_seq', 1)
-redis.call('XADD', KEYS[2], seq .. '-0', 'e', ARGV[1])
+local n = tonumber(ARGV[1])
+for i = n + 2, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+local seq = 0
+for i = 2, n + 1 do
+  seq = redis.call('HINCRBY', KEYS[1], 'last_seq', 1)
+  redis.call('XADD', KEYS[2], seq .. '-0', 'e', ARGV[i])
+end
 return seq
 """
 
@@ -186,6 +191,20 @@ if redis.call('EXISTS', KEYS[3]) == 1 then return {0, 'leased'} end
 )
 
 
+def append_args(events: list[str], **fields: Any) -> list[str]:
+    """ARGV for APPEND_LUA: encoded events in order, then run-hash fields."""
+    return [str(len(events)), *events, *_field_args(fields)]
+
+
+def _field_args(fields: dict[str, Any]) -> list[str]:
+    """Hash field/value pairs flattened for a script's ARGV; values that are not strings as JSON."""
+    return [
+        x
+        for name, value in fields.items()
+        for x in (name, value if isinstance(value, str) else json.dumps(value))
+    ]
+
+
 def transition_args(
     run_id: str, to: str, from_: tuple[str, ...], error: dict | None = None, **fields: Any
 ) -> tuple[list[str], list[str]]:
@@ -200,9 +219,7 @@ def transition_args(
     if to in TERMINAL:
         fields.setdefault("finished_at", now)
     fields["error"] = "" if error is None else json.dumps(error)
-    argv = [",".join(from_), to, event]
-    for name, value in fields.items():
-        argv += [name, value if isinstance(value, str) else json.dumps(value)]
+    argv = [",".join(from_), to, event, *_field_args(fields)]
     return [run_key(run_id), events_key(run_id)], argv
 
 

@@ -104,7 +104,7 @@ class Runs:
     async def append(self, run_id: str, type_: str, **payload) -> int:
         event = self.store.encode_event(self.store.new_event(run_id, type_, **payload))
         keys = [self.store.run_key(run_id), self.store.events_key(run_id)]
-        return int(await self._append(keys=keys, args=[event]))
+        return int(await self._append(keys=keys, args=self.store.append_args([event])))
 
     async def transition(self, run_id: str, to: str, from_: tuple[str, ...]) -> int:
         keys, argv = self.store.transition_args(run_id, to, from_)
