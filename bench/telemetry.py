@@ -81,13 +81,12 @@ def per_call(spec: RunSpec, data: Dataset, calls: int) -> tuple[float, float, fl
     """Seconds per training step (gradients + optimizer), per layer_stats call and per json.dumps of
     the step event, on one batch."""
     training = Training(spec, data)
-    net, opt = training.net, training.optimizer
-    params = net.weights + net.biases
+    net, opt, flat = training.net, training.optimizer, training.params
     X, Y = training.X_train[: spec.batch_size], training.Y_train[: spec.batch_size]
     t0 = time.perf_counter()
-    for _ in range(calls):
-        g = net.gradients(X, Y)
-        steps = opt.step(params, g.dW + g.db)
+    for _ in range(calls):  # as Training.events does it: gradients into, and updates on, flat vectors
+        g = net.gradients(X, Y, flat.grads)
+        steps = flat.split(opt.step([flat.vector], [flat.grad_vector])[0])
     t_step = (time.perf_counter() - t0) / calls
     t0 = time.perf_counter()
     for _ in range(calls):

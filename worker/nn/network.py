@@ -109,8 +109,10 @@ class Network:
         l1 = sum(float(np.abs(W).sum()) for W in self.weights) * self.l1 if self.l1 else 0.0
         return l2 + l1
 
-    def gradients(self, X, Y) -> Gradients:
-        """Forward pass caching z and a, then the three backprop equations walked from the output down."""
+    def gradients(self, X, Y, out: tuple[list[np.ndarray], list[np.ndarray]] | None = None) -> Gradients:
+        """Forward pass caching z and a, then the three backprop equations walked from the output down.
+        `out` = (dW arrays, db arrays) of the right shapes and dtype: the gradients are written there
+        (and returned as those arrays) instead of into new ones."""
         a = [self._input(X)]
         n = a[0].shape[0]
         Y = np.asarray(Y, dtype=self.dtype)
@@ -135,7 +137,11 @@ class Network:
         inv_n = t(1.0 / n)
         for k in range(L - 1, -1, -1):
             d = delta[k] * inv_n  # the mean's 1/n, applied once for both dW and db
-            dW[k], db[k] = d.T @ a[k], d.sum(axis=0)
+            if out is None:
+                dW[k], db[k] = d.T @ a[k], d.sum(axis=0)
+            else:
+                dW[k] = np.matmul(d.T, a[k], out=out[0][k])
+                db[k] = np.sum(d, axis=0, out=out[1][k])
             if self.l2:
                 dW[k] += t(self.l2) * self.weights[k]
             if self.l1:

@@ -42,6 +42,7 @@ import numpy as np
 from .datasets import Dataset, encode_targets
 from .network import Gradients, Network
 from .optimizers import make_optimizer
+from .params import FlatParams
 from .spec import RunSpec
 from .telemetry import layer_stats, num
 
@@ -56,8 +57,9 @@ def telemetry_cost_ratio(sizes: list[int], batch_size: int, bins: int = 20) -> f
     """Estimated cost of one step event relative to one training step (gradients + optimizer update).
 
     A rough model fitted with bench/telemetry.py (one BLAS thread). A training step costs a fixed
-    per-layer overhead (NumPy call overhead dominates small nets), its matrix products
-    (n·Σ units_k·units_{k-1}) and the optimizer's passes over the weights. A step event costs
+    overhead (the optimizer's few calls on the parameter vector) and a per-layer one (NumPy call
+    overhead dominates small nets), its matrix products (n·Σ units_k·units_{k-1}) and the optimizer's
+    passes over the weights. A step event costs
     layer_stats (per-layer overhead, a few passes over the weights for the norms and over the
     (n, units_k) delta and f') plus encoding and shipping the event: ~100 µs, and ~0.35 µs per number
     in it (json.dumps).
@@ -65,7 +67,7 @@ def telemetry_cost_ratio(sizes: list[int], batch_size: int, bins: int = 20) -> f
     layers = len(sizes) - 1
     weights = sum(a * b for a, b in itertools.pairwise(sizes))
     units = sum(sizes[1:])
-    step = 22e-6 * layers + 9e-11 * batch_size * weights + 4e-9 * weights
+    step = 16e-6 + 10.5e-6 * layers + 9e-11 * batch_size * weights + 4e-9 * weights
     stats = 30e-6 * layers + 2e-9 * batch_size * units + 2.5e-9 * weights
     event = 100e-6 + 0.35e-6 * (units + layers * (2 * bins + 13))
     return (stats + event) / step
@@ -110,6 +112,7 @@ class Training:
         spec.check_dataset(data.info)
         self.spec, self.data = spec, data
         self.net = Network.from_spec(spec, data.info.input_dim, seed=spec.seed)
+        self.params = FlatParams(self.net)  # the optimizer updates one vector (see params.py)
         self.optimizer = make_optimizer(spec.optimizer)
         dtype = self.net.dtype
         self.X_train = np.asarray(data.X_train, dtype)
@@ -136,7 +139,7 @@ class Training:
         yield {"type": "status", "status": "running"}
         if spec.gradcheck:
             yield self._gradcheck()
-        params = net.weights + net.biases
+        theta, grad = [self.params.vector], [self.params.grad_vector]
         lr = num(spec.optimizer.learning_rate)
         bins, bs, every = spec.telemetry.histogram_bins, spec.batch_size, self.every_steps
         step = 0
@@ -148,9 +151,11 @@ class Training:
                 forced = before_step() if before_step is not None else False
                 step += 1
                 with np.errstate(all="ignore"):  # overflow is caught below as divergence, not warned
-                    g = net.gradients(X_epoch[start : start + bs], Y_epoch[start : start + bs])
+                    g = net.gradients(
+                        X_epoch[start : start + bs], Y_epoch[start : start + bs], self.params.grads
+                    )
                     diverged = not math.isfinite(g.loss)
-                    steps = None if diverged else self.optimizer.step(params, g.dW + g.db)
+                    steps = None if diverged else self.optimizer.step(theta, grad)[0]
                 if diverged:
                     yield self._diverged(g, step, epoch)
                     return
@@ -162,7 +167,7 @@ class Training:
                         "step": step,
                         "loss": g.loss,
                         "learning_rate": lr,
-                        "layers": layer_stats(net, g, steps, bins),
+                        "layers": layer_stats(net, g, self.params.split(steps), bins),
                     }
             yield self._epoch_event(epoch)
         yield {"type": "status", "status": "finished"}
