@@ -59,10 +59,9 @@ def telemetry_cost_ratio(sizes: list[int], batch_size: int, bins: int = 20) -> f
     A rough model fitted with bench/telemetry.py (one BLAS thread). A training step costs a fixed
     overhead (the optimizer's few calls on the parameter vector) and a per-layer one (NumPy call
     overhead dominates small nets), its matrix products (n·Σ units_k·units_{k-1}) and the optimizer's
-    passes over the weights. A step event costs
-    layer_stats (per-layer overhead, a few passes over the weights for the norms and over the
-    (n, units_k) delta and f') plus encoding and shipping the event: ~100 µs, and ~0.35 µs per number
-    in it (json.dumps).
+    passes over the weights. A step event costs layer_stats (per-layer overhead, a few passes over the
+    weights for the norms and over the (n, units_k) delta and f') plus encoding and shipping the event:
+    ~100 µs, and ~0.35 µs per number in it (json.dumps).
     """
     layers = len(sizes) - 1
     weights = sum(a * b for a, b in itertools.pairwise(sizes))
