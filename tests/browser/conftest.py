@@ -225,8 +225,10 @@ def pytest_runtest_makereport(item, call):
 def page(browser, server, request):
     """A fresh 1280×800 page; console and page errors fail the test unless expected. Afterwards the
     runs the test left active are canceled, so the session's one worker is free for the next test."""
-    yield from _page(browser, server.base, request)
-    server.cancel_active()
+    try:
+        yield from _page(browser, server.base, request)
+    finally:  # also when the page's own teardown fails the test
+        server.cancel_active()
 
 
 @pytest.fixture
