@@ -8,17 +8,25 @@ PORT ?= 8000
 HOST ?= 127.0.0.1
 WORKERS ?= 1
 
-.PHONY: run test lint bench install install-dev frontend chromium clean
+.PHONY: run test lint bench install install-dev frontend chromium clean lock
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e .
+	$(PY) -m pip install --quiet -c constraints.txt -e .
 	touch $@
 
 $(VENV)/.installed-dev: $(VENV)/.installed
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev]'
 	touch $@
+
+# Pin what pyproject.toml allows to today's releases: resolve in a throwaway venv, freeze.
+lock:
+	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv
+	.lock-venv/bin/pip install --quiet -e '.[dev]'
+	head -2 constraints.txt > constraints.new
+	.lock-venv/bin/pip freeze --exclude-editable | grep -iv '^deltaboard' >> constraints.new
+	mv constraints.new constraints.txt && rm -rf .lock-venv
 
 install: $(VENV)/.installed frontend
 install-dev: $(VENV)/.installed-dev frontend chromium

@@ -132,6 +132,23 @@ def test_dockerfile_installs_no_dev_extra(stages):
         assert not re.search(r"\b(pytest|ruff|playwright|hadolint)\b", args), f"dev tool: RUN {args}"
 
 
+def test_the_image_and_make_install_the_same_pinned_versions(stages):
+    """Both install with -c constraints.txt, which pins every package pyproject.toml pulls in."""
+    runs = [args for stage in stages for args in instructions(stage, "RUN")]
+    assert any(re.search(r"pip install\b.*-c constraints\.txt", args) for args in runs), runs
+    assert any("constraints.txt" in args for stage in stages for args in instructions(stage, "COPY"))
+    makefile = (ROOT / "Makefile").read_text().splitlines()
+    installs = [line for line in makefile if "$(PY) -m pip install" in line and " -e " in line]  # not lock's
+    assert len(installs) == 2 and all("-c constraints.txt" in line for line in installs), installs
+    pins = {
+        line.split("==")[0].lower().replace("_", "-")
+        for line in (ROOT / "constraints.txt").read_text().splitlines()
+        if "==" in line and not line.startswith("#")
+    }
+    wanted = {"numpy", "fastapi", "starlette", "redis", "rq", "uvicorn", "pydantic", "ruff", "pytest"}
+    assert wanted <= pins, f"not pinned in constraints.txt: {sorted(wanted - pins)}"
+
+
 def test_dockerfile_final_stage_runs_as_a_non_root_user(stages):
     users = instructions(stages[-1], "USER")
     assert users, "the final stage has no USER"
