@@ -180,10 +180,9 @@ PAGE_STATE_JS = """() => {
   if (!d) return null;
   const text = (id) => document.querySelector(`[data-testid="${id}"]`)?.textContent ?? null;
   return {
-    hash: location.hash, model: d.model(), boundaryLabel: d.boundaryLabel(),
-    boundaryPoints: d.boundaryPoints(), stream: d.streamStats(), lastStep: d.lastStep()?.step ?? null,
-    status: text("run-status"),
-    runMsg: text("run-msg"), points: text("boundary-points"), caption: text("boundary-caption"),
+    hash: location.hash, status: text("run-status"), runMsg: text("run-msg"), model: d.model(),
+    lastStep: d.lastStep()?.step ?? null, stream: d.streamStats(), boundaryLabel: d.boundaryLabel(),
+    boundaryPoints: d.boundaryPoints(), points: text("boundary-points"), caption: text("boundary-caption"),
   };
 }"""
 

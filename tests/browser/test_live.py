@@ -76,9 +76,10 @@ def test_paused_run_shows_its_weights_and_they_change_after_a_step(page, server,
     # fell right after an epoch that carried a boundary, that epoch's grid is of the same weights, and
     # the page shows it under the epoch's name (an epoch wins a tie).
     progress = server.get(f"/api/runs/{run['id']}")["progress"]
+    steps_per_epoch = progress["steps"] // progress["epochs"]
     labels = [f"after step {n} (weight snapshot)"]
-    if n % (progress["steps"] // progress["epochs"]) == 0:
-        labels.append(f"after epoch {n // (progress['steps'] // progress['epochs'])}")
+    if n % steps_per_epoch == 0:
+        labels.append(f"after epoch {n // steps_per_epoch}")
     page.wait_for_function("labels => labels.includes(window.__deltaboard.boundaryLabel())", arg=labels)
     page.locator(".run-grid > .panel").first.screenshot(path=str(artifacts / "live-weights-paused.png"))
 
